@@ -22,6 +22,7 @@ import concurrent.futures as cf
 import json
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -215,7 +216,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         fmt=spec["fmt"],
         seed=spec["seed"],
         dtype=spec["dtype"],
-        force=spec["force"],
+        # Always a fresh run: the benchmark's own folders are its cache, and a cache hit
+        # here would report the time and memory of reading a summary, not of unlearning.
+        force=True,
         eval_max_new_tokens=spec["eval_max_new_tokens"],
         eval_batch_size=spec["eval_batch_size"],
         eval_max_samples=spec["eval_max_samples"],
@@ -337,9 +340,14 @@ def plot(agg: list[dict[str, Any]], out: Path) -> Path | None:
     if not agg:
         return None
     forgets = sorted({e["forget"] for e in agg})
-    fig, axes = plt.subplots(len(forgets), 2, figsize=(11, 4.2 * len(forgets)), squeeze=False)
+    fig, axes = plt.subplots(len(forgets), 2, figsize=(12, 4.2 * len(forgets)), squeeze=False)
     cmap = plt.get_cmap("tab20")
-    methods = sorted({e["method"] for e in agg})
+    methods = list(dict.fromkeys(e["method"] for e in agg))
+    markers = "osD^v<>pP*Xh"
+
+    def sd(xs: list[float]) -> float | None:
+        return float(np.std(xs, ddof=1)) if len(xs) > 1 else None
+
     for row, forget in enumerate(forgets):
         for col, ykey, ylabel in ((0, "model_utility", "model utility (MU)"),
                                   (1, "retain_rougeL", "D_R ROUGE-L recall")):  # fmt: skip
@@ -348,16 +356,15 @@ def plot(agg: list[dict[str, Any]], out: Path) -> Path | None:
                 xs, ys = e["forget_rougeL"], e[ykey]
                 if not xs or not ys:
                     continue
-                color = cmap(methods.index(e["method"]) % 20)
-                ax.errorbar(np.mean(xs), np.mean(ys), xerr=np.std(xs, ddof=1) if len(xs) > 1
-                            else None, yerr=np.std(ys, ddof=1) if len(ys) > 1 else None,
-                            fmt="o", color=color, capsize=3)  # fmt: skip
-                ax.annotate(e["method"], (np.mean(xs), np.mean(ys)), fontsize=8,
-                            xytext=(4, 3), textcoords="offset points")  # fmt: skip
+                i = methods.index(e["method"])
+                ax.errorbar(np.mean(xs), np.mean(ys), xerr=sd(xs), yerr=sd(ys), capsize=3,
+                            marker=markers[i % len(markers)], color=cmap(i % 20),
+                            linestyle="none", label=e["method"])  # fmt: skip
             ax.set_xlabel("D_F ROUGE-L recall (lower = more forgotten)", fontsize=9)
             ax.set_ylabel(ylabel, fontsize=9)
             ax.set_title(f"{forget}: forget vs utility", fontsize=10)
             ax.grid(alpha=0.3)
+        axes[row][1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -422,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = {
                 "method": method, "seed": seed, "forget": forget, "benchmark": a.benchmark,
                 "tofu_dir": a.tofu_dir, "model": a.model, "retain_model": p["retain"][forget],
-                "fmt": a.fmt, "dtype": a.dtype, "force": a.force, "threads": a.threads,
+                "fmt": a.fmt, "dtype": a.dtype, "threads": a.threads,
                 "eval_max_new_tokens": a.eval_max_new_tokens or (64 if a.model is None else 200),
                 "eval_batch_size": a.eval_batch_size, "eval_max_samples": a.eval_max_samples,
                 "hparams": p["hparams"].get(method, {}),
@@ -445,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    FAILED: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
                 traceback.print_exc()
                 continue
+            if folder.exists():  # --force: atomic_dir keeps a complete folder, so clear it
+                shutil.rmtree(folder)
             with atomic_dir(folder) as tmp:
                 atomic_write_json(
                     tmp / RESULT_FILE,

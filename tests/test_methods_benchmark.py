@@ -94,6 +94,11 @@ def test_resumes_skipping_finished_runs_and_keeps_failures_out(
     calls.clear()
     monkeypatch.setattr(bm, "run_isolated", lambda spec, isolate: fake_result("npo", 1, 0.5))
     assert bm.main(["--methods", "ga,npo", "--seeds", "0,1", "--out", str(tmp_path)]) == 0
+    # --force redoes finished runs and replaces their folders.
+    monkeypatch.setattr(bm, "run_isolated", lambda spec, isolate: fake_result("ga", 0, 0.05))
+    assert bm.main(["--methods", "ga", "--seeds", "0", "--out", str(tmp_path), "--force"]) == 0
+    redone = json.loads((done / "result.json").read_text())
+    assert redone["metrics"]["forget_rougeL"] == 0.05 and is_complete(done)
 
 
 def test_table_is_mean_sd_over_seeds_and_plot_is_written(bm: Any, tmp_path: Path) -> None:

@@ -149,6 +149,8 @@ def test_cache_is_reused(
     again = run_method(None, c, benchmark=bench, root=tmp_path, progress=False)
     assert again == first and "cached:" in capsys.readouterr().out
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+    forced = run_method(None, c, benchmark=bench, root=tmp_path, force=True, progress=False)
+    assert forced == first and (first / "model.safetensors").stat().st_mtime_ns != stamp
     other = run_method(None, cfg(models, "ga", max_steps=1, seed=1), benchmark=bench, root=tmp_path,
                        progress=False)  # fmt: skip
     assert other != first

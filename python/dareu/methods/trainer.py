@@ -568,6 +568,8 @@ def run_method(
     accelerator.wait_for_everyone()
     sd = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
+        if out.exists():  # force=True: atomic_dir would keep the old complete folder
+            shutil.rmtree(out)
         with atomic_dir(out) as tmp:
             unwrapped = accelerator.unwrap_model(model)
             unwrapped.eval()
