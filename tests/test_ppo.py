@@ -3,7 +3,9 @@
 The setup is real but small: a from-scratch micro Llama (dareu.models.tiny) with a BPE
 tokenizer trained on four owners' QA text, LoRA adapters, and the training-free n-gram
 attributor. Run as a script, this file is the worker of the 2-process test:
-    accelerate launch --num_processes 2 --cpu tests/test_ppo.py OUT_DIR
+    torchrun --nproc_per_node 2 tests/test_ppo.py OUT_DIR
+(`accelerate launch --cpu --num_processes 2` starts ONE process in the Accelerate we pin,
+which would make that test compare a run with itself.)
 """
 
 from __future__ import annotations
@@ -267,18 +269,20 @@ def test_kill_and_resume_reaches_the_same_weights(root: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- processes
-def two_proc_config() -> PPOConfig:
+def two_proc_config(**kw: Any) -> PPOConfig:
     # 3 rollouts per batch split 2/1 over 2 processes, 2-row minibatches: a process can
     # hold no row of a minibatch and must still join the backward pass.
-    return small_config(epochs=1, batch_size=3, samples_per_query=1, minibatch_size=2, ppo_steps=3)
+    base = {"epochs": 1, "batch_size": 3, "samples_per_query": 1, "minibatch_size": 2}
+    return small_config(**{**base, "ppo_steps": 3, **kw})
 
 
 def worker(out: str) -> None:
-    """Entry point under `accelerate launch`: the same run as `test_two_processes...`."""
+    """Entry point under torchrun: the same run as `test_two_processes...`, on 2 ranks."""
     from accelerate import Accelerator
 
     torch.set_num_threads(1)
     acc = Accelerator(cpu=True)
+    assert acc.num_processes == 2, f"expected 2 processes, got {acc.num_processes}"
     run_trainer(Path(out), "two", two_proc_config(), accelerator=acc)
 
 
@@ -291,9 +295,8 @@ def test_two_processes_match_one(root: Path) -> None:
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": str(Path(__file__).parents[1] / "python"),
     }
-    accelerate = Path(sys.executable).with_name("accelerate")
-    cmd = [str(accelerate), "launch", "--num_processes", "2", "--num_machines", "1", "--cpu",
-           "--mixed_precision", "no", "--dynamo_backend", "no", __file__, str(root)]  # fmt: skip
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", __file__, str(root)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = trainable(one), trainable(root / "two" / "model")

@@ -419,7 +419,7 @@ def train(
                 loss, logs = method.loss(ctx, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(params, cfg["max_grad_norm"])
+                    accelerator.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
                 optimizer.step()  # a no-op until the last micro-batch of the window
                 optimizer.zero_grad()
             for k, v in {"loss": float(loss.detach()), **logs}.items():
@@ -490,20 +490,10 @@ def save_unlearned(
     model: Any, tokenizer: Any, cfg: dict[str, Any], out: Path, state: Any
 ) -> dict[str, Any]:
     """A complete HF checkpoint: LoRA is merged for the tiny default (or merge="yes")."""
-    from dareu.train.lora import is_peft
+    from dareu.models.saving import save_hf_model
 
     merges = cfg["merge"] == "yes" or (cfg["merge"] == "auto" and cfg["profile"] == "tiny")
-    info = {"lora": bool(cfg["lora"]), "merged": False, "adapter_only": False}
-    if is_peft(model) and merges:
-        model.merge_and_unload().save_pretrained(out)
-        info["merged"] = True
-    elif is_peft(model):
-        model.save_pretrained(out)
-        info["adapter_only"] = True
-    else:
-        model.save_pretrained(out, state_dict=state)
-    tokenizer.save_pretrained(out)
-    return info
+    return {"lora": bool(cfg["lora"]), **save_hf_model(model, tokenizer, out, state, merge=merges)}
 
 
 def run_method(
@@ -603,6 +593,9 @@ def run_method(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(work, ignore_errors=True)
+    # Forget the prepared model/optimizer: a later stage may prepare new ones on this
+    # accelerator, and FSDP's clip_grad_norm_ compares against every model it holds.
+    accelerator.free_memory()
     state.print(f"saved: {out}")
     return out
 

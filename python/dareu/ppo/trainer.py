@@ -39,6 +39,7 @@ from dareu.data.formatting import PromptFormat, collate_train, encode_qa
 from dareu.data.schema import QASample
 from dareu.eval.leak import mentions
 from dareu.models.loading import load_model
+from dareu.models.saving import save_hf_model
 from dareu.ppo.config import PPOConfig
 from dareu.ppo.losses import distill_loss, kl_estimate, policy_loss, token_weights, value_loss
 from dareu.ppo.rollout import (
@@ -52,7 +53,7 @@ from dareu.ppo.rollout import (
     sample_responses,
     sample_seed,
 )
-from dareu.ppo.value_head import PolicyWithValue, hidden_size_of
+from dareu.ppo.value_head import GenerateThroughRoot, PolicyWithValue, hidden_size_of
 from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dareu.train.common import JsonlLogger, set_seed
 from dareu.train.lora import enable_checkpointing, wrap_lora
@@ -137,18 +138,38 @@ def swapped_weights(
                 params[n].copy_(t)
 
 
+def is_sharded(acc: Accelerator) -> bool:
+    """FSDP or DeepSpeed: parameters and optimizer state live in per-process shards."""
+    from accelerate.utils import DistributedType
+
+    return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def configure_deepspeed(acc: Accelerator, rows_per_process: int) -> None:
+    """DeepSpeed wants a micro-batch size before `prepare`; it is bookkeeping only here
+    (the losses are normalised by global counts), so the per-process rollout share is
+    given when the config leaves it on "auto"."""
+    from accelerate.utils import DistributedType
+
+    if acc.distributed_type != DistributedType.DEEPSPEED:
+        return
+    ds = acc.state.deepspeed_plugin.deepspeed_config
+    if ds.get("train_micro_batch_size_per_gpu", "auto") == "auto":
+        ds["train_micro_batch_size_per_gpu"] = max(1, rows_per_process)
+
+
 @contextmanager
 def generation_context(acc: Accelerator, policy: torch.nn.Module) -> Iterator[None]:
-    """Full parameters for `generate` under sharding (untested here: no GPU on this host).
+    """Whole weights at once for token-by-token decoding under ZeRO-3 (as TRL does).
 
-    ZeRO-3 and FSDP keep only a shard of each weight per process; token-by-token decoding
-    needs whole weights, so they are gathered for the duration of the rollout (TRL does the
-    same). DDP and single-process runs need nothing.
+    Sampling itself runs inside the wrapped policy's forward (`GenerateThroughRoot`), so
+    FSDP needs nothing here: its root gathers the root's weights and each wrapped decoder
+    layer its own, per forward. ZeRO-3 would too, but one gather beats one per token.
+    ZeRO-3 has not been run (see docs/dareu.md).
     """
     from accelerate.utils import DistributedType
 
-    kind = acc.distributed_type
-    if kind == DistributedType.DEEPSPEED:
+    if acc.distributed_type == DistributedType.DEEPSPEED:
         plugin = acc.state.deepspeed_plugin
         if plugin is not None and plugin.zero_stage == 3:
             import deepspeed
@@ -156,12 +177,6 @@ def generation_context(acc: Accelerator, policy: torch.nn.Module) -> Iterator[No
             with deepspeed.zero.GatheredParameters(list(policy.parameters())):
                 yield
             return
-    if kind == DistributedType.FSDP:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        with FSDP.summon_full_params(policy, writeback=False, recurse=True):
-            yield
-        return
     yield
 
 
@@ -313,26 +328,35 @@ def load_trainable(policy: PolicyWithValue, folder: Path) -> None:
 
 
 def save_final(
-    policy: PolicyWithValue, tokenizer: Any, model_path: Path, out: Path, meta: dict[str, Any]
+    policy: PolicyWithValue,
+    state: dict[str, torch.Tensor],
+    trainable_names: Sequence[str],
+    tokenizer: Any,
+    model_path: Path,
+    out: Path,
+    meta: dict[str, Any],
 ) -> None:
     """A folder `load_model` reads: the PEFT adapter (base = the original) or full weights,
-    plus trainable.safetensors (adapters + value head) for the next round."""
+    plus trainable.safetensors (adapters + value head) for the next round.
+
+    `state` is the policy's full state dict (`accelerator.get_state_dict`, gathered from
+    the shards under FSDP/ZeRO-3); `policy` only supplies the configs.
+    """
     lm: Any = policy.lm
-    save_file(
-        {n: p.detach().cpu().contiguous() for n, p in policy.named_parameters() if p.requires_grad},
-        str(out / "trainable.safetensors"),
-    )
+    cpu = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    missing = [n for n in trainable_names if n not in cpu]
+    if missing:
+        raise RuntimeError(f"the gathered state dict lacks trainable weights {missing[:3]}")
+    save_file({n: cpu[n] for n in trainable_names}, str(out / "trainable.safetensors"))
+    lm_state = {k[len("lm.") :]: v for k, v in cpu.items() if k.startswith("lm.")}
+    save_hf_model(lm, tokenizer, out, lm_state, merge=False)
     if hasattr(lm, "peft_config"):
-        lm.save_pretrained(out, safe_serialization=True)
         cfg_path = out / "adapter_config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["base_model_name_or_path"] = str(Path(model_path).resolve())
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
-    else:
-        lm.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
     save_file(
-        {k: v.detach().cpu().contiguous() for k, v in policy.v_head.state_dict().items()},
+        {k[len("v_head.") :]: v for k, v in cpu.items() if k.startswith("v_head.")},
         str(out / VALUE_HEAD_FILE),
     )
     atomic_write_json(out / TRAIN_STATE_FILE, meta)
@@ -379,9 +403,16 @@ def train_dareu(
     device = acc.device
     if frozen_ref is not None:
         frozen_ref.to(device)
+    trainable_names = [n for n, p in policy.named_parameters() if p.requires_grad]
     trainable = [p for p in policy.parameters() if p.requires_grad]
+    if is_sharded(acc) and run.save_every:
+        raise ValueError(
+            "--save-every: step checkpoints are not supported under FSDP/DeepSpeed (their "
+            "optimizer state is sharded); run without it, or with DDP"
+        )
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    configure_deepspeed(acc, math.ceil(cfg.batch_size * cfg.samples_per_query / acc.num_processes))
     policy, optimizer = acc.prepare(policy, optimizer)
     core: PolicyWithValue = acc.unwrap_model(policy)
     eos = eos_ids(core.lm, tokenizer)
@@ -399,6 +430,11 @@ def train_dareu(
     # ---- resume
     batches_done, c_seg, snapshot = 0, cfg.c_seg, None
     latest = latest_checkpoint(ckpt_root) if run.resume else None
+    if latest is not None and is_sharded(acc):
+        raise ValueError(
+            f"--resume: {latest} is a single-process checkpoint; it cannot be loaded into "
+            "FSDP/DeepSpeed shards"
+        )
     if latest is not None:
         batches_done = load_checkpoint(latest, core, optimizer, scheduler)
         state = json.loads((latest / "state.json").read_text())
@@ -454,7 +490,7 @@ def train_dareu(
         with swapped_weights(core, use_snapshot), eval_mode(core), generation_context(acc, policy):
             if mine:
                 resp, lengths = sample_responses(
-                    core.lm, prompt_ids, prompt_mask, seeds,
+                    GenerateThroughRoot(policy), prompt_ids, prompt_mask, seeds,
                     temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
                     eos=eos, pad_id=pad_id,
                 )  # fmt: skip
@@ -473,7 +509,7 @@ def train_dareu(
                 texts=[],
             )
             # ---- 2. log-probs and values of the rollout policy, log-probs of the original
-            old_logp, values, ref_logp = forward_rollouts(core, frozen_ref, ro, W, cfg)
+            old_logp, values, ref_logp = forward_rollouts(policy, frozen_ref, ro, W, cfg)
         ro.old_logprobs, ro.values, ro.ref_logprobs = old_logp, values, ref_logp
         mask = ro.mask()
         kl = kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask
@@ -510,7 +546,7 @@ def train_dareu(
 
         # ---- 5. PPO updates (+ retain distillation)
         stats = ppo_updates(
-            acc, policy, core, frozen_ref, optimizer, scheduler, ro, retain_rows, W, cfg, run,
+            acc, policy, frozen_ref, optimizer, scheduler, ro, retain_rows, W, cfg, run,
             g_lengths, counts, start, pad_id, batches_done, tokenizer,
         )  # fmt: skip
         batches_done += 1
@@ -558,6 +594,7 @@ def train_dareu(
 
     # ---- save: model folder (atomic), then drop the checkpoints
     acc.wait_for_everyone()
+    state = acc.get_state_dict(policy)  # a collective: gathers the shards under FSDP/ZeRO-3
     if acc.is_main_process:
         meta = {
             "kind": "dareu",
@@ -571,7 +608,7 @@ def train_dareu(
             **run.extra_meta,
         }
         with atomic_dir(final_dir) as tmp:
-            save_final(core, tokenizer, Path(model_path), tmp, meta)
+            save_final(core, state, trainable_names, tokenizer, Path(model_path), tmp, meta)
         import shutil
 
         shutil.rmtree(ckpt_root, ignore_errors=True)
@@ -582,13 +619,15 @@ def train_dareu(
 
 @torch.no_grad()
 def forward_rollouts(
-    core: PolicyWithValue,
+    policy: torch.nn.Module,
     frozen_ref: torch.nn.Module | None,
     ro: Rollouts,
     W: int,
     cfg: PPOConfig,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Rollout-policy log-probs and values, and the original model's log-probs, `[B, T]`."""
+    """Rollout-policy log-probs and values, and the original model's log-probs, `[B, T]`.
+
+    `policy` is the wrapped module (see value_head.py: every forward goes through it)."""
     T = ro.response_ids.shape[1]
     old, vals, ref = [], [], []
     for i in range(0, max(len(ro), 1), cfg.forward_batch_size):
@@ -596,14 +635,13 @@ def forward_rollouts(
         inputs = ro.inputs(rows)
         if inputs["input_ids"].shape[0] == 0:
             break
-        logits, values = core(**inputs)
+        logits, values = policy(**inputs)
         old.append(response_logprobs(logits, ro.response_ids[rows], W, cfg.temperature))
         vals.append(values[:, W - 1 : W - 1 + T].float())
         if frozen_ref is not None:
             ref_logits = frozen_ref(**inputs, use_cache=False).logits
         else:
-            with core.reference_mode():
-                ref_logits = core.lm(**inputs, use_cache=False).logits
+            ref_logits = policy(**inputs, reference=True)[0]
         ref.append(response_logprobs(ref_logits, ro.response_ids[rows], W, cfg.temperature))
     if not old:
         z = torch.zeros((0, T), device=ro.response_ids.device)
@@ -707,7 +745,6 @@ def encode_retain_batch(
 def ppo_updates(
     acc: Accelerator,
     policy: torch.nn.Module,
-    core: PolicyWithValue,
     frozen_ref: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
@@ -803,8 +840,7 @@ def ppo_updates(
                 if frozen_ref is not None:
                     t_logits = frozen_ref(**r_in, use_cache=False).logits
                 else:
-                    with core.reference_mode():
-                        t_logits = core.lm(**r_in, use_cache=False).logits
+                    t_logits = policy(**r_in, reference=True)[0]
             labels = pad_right(ret_batch["labels"].to(device), width, -100)
             label_mask = labels[:, 1:] != -100
             dis = distill_loss(r_logits[:, :-1], t_logits[:, :-1], label_mask, dis_denom)

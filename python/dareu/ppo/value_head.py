@@ -4,6 +4,10 @@ Sharing the trunk (as TRL's AutoModelForCausalLMWithValueHead does) costs one ex
 linear layer instead of a second LLM; the value loss then also shapes the LoRA adapters,
 which `vf_coef` keeps small. The head lives in the same nn.Module as the LM, so DDP/FSDP
 wrap and synchronise both, and one forward pass yields logits and values.
+
+Every forward, the reference's included, goes through this module's `forward` (the
+wrapped root under DDP/FSDP/DeepSpeed): FSDP gathers the root's parameters (embeddings,
+final norm, LM head, value head) only when the root itself runs.
 """
 
 from __future__ import annotations
@@ -32,7 +36,29 @@ class PolicyWithValue(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         position_ids: torch.Tensor | None = None,
+        reference: bool = False,
+        generate: dict[str, Any] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, values).
+
+        `reference=True`: the original model's logits (adapters off) and zero values, for
+        no-grad KL and distillation targets. `generate=kwargs`: `lm.generate` runs inside
+        this forward and its token ids come first (values empty); under FSDP the root's
+        weights are gathered only while the root runs, so sampling must happen in here.
+        """
+        if generate is not None:
+            lm: Any = self.lm
+            ids = lm.generate(input_ids=input_ids, attention_mask=attention_mask, **generate)
+            return ids, ids.new_zeros(0)
+        if reference:
+            with self.reference_mode():
+                logits = self.lm(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    use_cache=False,
+                ).logits
+            return logits, logits.new_zeros(logits.shape[:2])
         out = self.lm(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -53,6 +79,20 @@ class PolicyWithValue(nn.Module):
             ctx: AbstractContextManager[Any] = lm.disable_adapter()
             return ctx
         return nullcontext()
+
+
+class GenerateThroughRoot:
+    """What `sample_responses` needs (`.generate`), routed through the wrapped policy's
+    forward so DDP, FSDP1/2 and ZeRO-3 all see an ordinary root forward."""
+
+    def __init__(self, policy: nn.Module) -> None:
+        self.policy = policy
+
+    def generate(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        ids, _ = self.policy(input_ids=input_ids, attention_mask=attention_mask, generate=kwargs)
+        return ids
 
 
 def hidden_size_of(lm: nn.Module) -> int:

@@ -36,11 +36,12 @@ from dareu.models.loading import (
     model_fingerprint,
     resolve_dtype,
 )
+from dareu.models.saving import save_hf_model
 from dareu.models.tiny import TINY_SIZES, tiny_base_dir
 from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dareu.train.common import JsonlLogger, partial_state, set_seed, setup_accelerator
 from dareu.train.data import qa_loader, set_loader_epoch
-from dareu.train.lora import LLAMA_TARGETS, enable_checkpointing, is_peft, wrap_lora
+from dareu.train.lora import LLAMA_TARGETS, enable_checkpointing, wrap_lora
 
 Which = Literal["original", "retain"]
 WHICH = ("original", "retain")
@@ -326,17 +327,10 @@ def save_finetuned(
     adapter + tokenizer and names its base in adapter_config.json, which load_model follows.
     `model` is unwrapped; `state_dict` comes from `accelerator.get_state_dict` (gathered).
     """
-    info = {"lora": cfg.lora, "merged": False, "adapter_only": False}
-    if is_peft(model) and cfg.merges():
-        model.merge_and_unload().save_pretrained(out)
-        info["merged"] = True
-    elif is_peft(model):
-        model.save_pretrained(out)
-        info["adapter_only"] = True
-    else:
-        model.save_pretrained(out, state_dict=state_dict)
-    tokenizer.save_pretrained(out)
-    return info
+    return {
+        "lora": cfg.lora,
+        **save_hf_model(model, tokenizer, out, state_dict, merge=cfg.merges()),
+    }
 
 
 def finetune(
@@ -442,6 +436,9 @@ def finetune(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(work, ignore_errors=True)
+    # Forget the prepared model/optimizer: a later stage may prepare new ones on this
+    # accelerator, and FSDP's clip_grad_norm_ compares against every model it holds.
+    accelerator.free_memory()
     state.print(f"saved: {out}")
     return out
 
