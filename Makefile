@@ -14,7 +14,7 @@ venv: $(BIN)/python
 
 # Editable install: maturin compiles rust/reward_core into python/dareu/_reward_core*.so.
 $(STAMP): $(BIN)/python pyproject.toml Cargo.toml rust/reward_core/Cargo.toml $(shell find rust -name '*.rs' 2>/dev/null)
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,deepspeed]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -1,6 +1,6 @@
 """FSDP2 (configs/accelerate_fsdp.yaml) on 2 CPU processes (gloo) reproduces 1 process.
 
-Accelerate will not enter FSDP on a CPU, so `fsdp_cpu.fsdp_accelerator` marks its state as
+Accelerate will not enter FSDP on a CPU, so `sharded_cpu.fsdp_accelerator` marks its state as
 FSDP after start-up; `Accelerator.prepare` then really shards the model (torch
 `fully_shard`, DTensor parameters, checked below) and `get_state_dict` gathers it. The
 references are a single process (DareU PPO, whose losses are normalised by global
@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
-from fsdp_cpu import fsdp_env  # noqa: E402
+from sharded_cpu import fsdp_env  # noqa: E402
 
 
 def test_config_maps_to_fsdp2_like_accelerate_launch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,8 +39,9 @@ def test_config_maps_to_fsdp2_like_accelerate_launch(monkeypatch: pytest.MonkeyP
     assert plugin.transformer_cls_names_to_wrap == ["LlamaDecoderLayer"]
 
 
-def launch(*args: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "python")}
+def launch(*args: str, **extra_env: str) -> None:
+    path = os.pathsep.join(p for p in (str(REPO / "python"), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **extra_env}
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", __file__, *map(str, args)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
@@ -83,57 +84,65 @@ def test_finetune_and_npo_under_fsdp_match_ddp(tmp_path: Path) -> None:
 
     generate_synthetic(tmp_path / "data", owners=6, facts=3, forget_owners=2, holdout_owners=1,
                        general=6)  # fmt: skip
-    launch("train", tmp_path, "fsdp")
-    launch("train", tmp_path, "ddp")
+    launch("train", tmp_path, "fsdp", "npo")
+    launch("train", tmp_path, "ddp", "npo")
     out = {m: json.loads((tmp_path / f"{m}.json").read_text()) for m in ("fsdp", "ddp")}
     assert out["fsdp"]["sharded"] == [True, True], "fine-tuning or NPO was not sharded"
     assert out["ddp"]["sharded"] == [False, False]
     weights: dict[str, dict[str, torch.Tensor]] = {}
-    for stage in ("original", "npo"):
+    for stage in ("original", "unlearned"):
         a = load_file(str(Path(out["fsdp"][stage]) / "model.safetensors"))
         b = load_file(str(Path(out["ddp"][stage]) / "model.safetensors"))
         # The gathered state dict lists the tied LM head separately; saving drops it.
         assert "lm_head.weight" not in a and "lm_head.weight" not in b
         assert_same(a, b, atol=1e-5)
         weights[stage] = a
-    npo, original = weights["npo"], weights["original"]
+    npo, original = weights["unlearned"], weights["original"]
     moved = [k for k in npo if not torch.equal(npo[k], original[k])]
     assert moved, "NPO did not change the fine-tuned weights"
 
 
 # ------------------------------------------------------------------------------ workers
 def is_sharded(model: torch.nn.Module) -> bool:
+    """FSDP2 parameters are DTensors; ZeRO-3 ones carry DeepSpeed's partition id."""
     from torch.distributed.tensor import DTensor
 
-    return any(isinstance(p, DTensor) for p in model.parameters())
+    return any(isinstance(p, DTensor) or hasattr(p, "ds_id") for p in model.parameters())
 
 
-def ppo_worker(root: Path) -> None:
+def ppo_worker(root: Path, mode: str = "fsdp") -> None:
     import test_ppo as T
-    from fsdp_cpu import fsdp_accelerator
+    from sharded_cpu import fsdp_accelerator, zero3_accelerator
 
-    acc = fsdp_accelerator()
+    acc = fsdp_accelerator() if mode == "fsdp" else zero3_accelerator()
     seen: dict[str, bool] = {}
-    for name, lora in (("lora", True), ("full", False)):
+    runs = (("lora", True), ("full", False)) if mode == "fsdp" else (("lora", True),)
+    for name, lora in runs:
 
         def hook(policy: Any, name: str = name) -> None:
             seen[name] = is_sharded(policy)
 
-        T.run_trainer(root, f"fsdp-{name}", T.two_proc_config(lora=lora, lr=1e-3),
+        T.run_trainer(root, f"{mode}-{name}", T.two_proc_config(lora=lora, lr=1e-3),
                       accelerator=acc, on_update=hook)  # fmt: skip
+    if mode == "zero3":
+        try:
+            T.run_trainer(root, "zero3-full", T.two_proc_config(lora=False), accelerator=acc)
+        except ValueError as err:
+            seen["full_refused"] = "ZeRO-3" in str(err)
     if acc.is_main_process:
         (root / "sharded.json").write_text(json.dumps(seen))
 
 
-def train_worker(root: Path, mode: str) -> None:
+def train_worker(root: Path, mode: str, method: str) -> None:
     from accelerate import Accelerator
 
     from dareu.data import load_benchmark
     from dareu.methods import UnlearnConfig, run_method
     from dareu.train.finetune import FinetuneConfig, finetune
-    from fsdp_cpu import fsdp_accelerator
+    from sharded_cpu import fsdp_accelerator, zero3_accelerator
 
-    acc = fsdp_accelerator() if mode == "fsdp" else Accelerator(cpu=True)
+    make = {"fsdp": fsdp_accelerator, "zero3": zero3_accelerator}
+    acc = make[mode]() if mode in make else Accelerator(cpu=True)
     assert acc.num_processes == 2
     sharded: list[bool] = []
     prepare = acc.prepare
@@ -149,18 +158,18 @@ def train_worker(root: Path, mode: str) -> None:
     ft = FinetuneConfig(tiny_size="micro", batch_size=2, max_length=96, lr=3e-3, epochs=1)
     original = finetune(bench, "original", ft, root=root / mode, progress=False, accelerator=acc)
 
-    cfg = UnlearnConfig(method="npo", model=str(original), profile="tiny", batch_size=1,
+    cfg = UnlearnConfig(method=method, model=str(original), profile="tiny", batch_size=1,
                         max_length=96, lr=1e-3, epochs=1.0)  # fmt: skip
-    npo = run_method(None, cfg, benchmark=bench, root=root / mode, progress=False,
-                     accelerator=acc)  # fmt: skip
+    unlearned = run_method(None, cfg, benchmark=bench, root=root / mode, progress=False,
+                           accelerator=acc)  # fmt: skip
     if acc.is_main_process:
-        out = {"original": str(original), "npo": str(npo), "sharded": sharded}
+        out = {"original": str(original), "unlearned": str(unlearned), "sharded": sharded}
         (root / f"{mode}.json").write_text(json.dumps(out))
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[1] == "ppo":
-        ppo_worker(Path(sys.argv[2]))
+        ppo_worker(Path(sys.argv[2]), *sys.argv[3:])
     else:
-        train_worker(Path(sys.argv[2]), sys.argv[3])
+        train_worker(Path(sys.argv[2]), sys.argv[3], sys.argv[4])

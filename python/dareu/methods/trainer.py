@@ -33,6 +33,7 @@ from dareu.data.schema import Benchmark, QASample
 from dareu.methods.base import Method, TrainContext, get_method
 from dareu.methods.common import Inputs, Reference
 from dareu.methods.defaults import PROFILES, Profile, merge_hparams, method_defaults, train_defaults
+from dareu.train.common import refuse_frozen_copy_under_zero3
 from dareu.train.data import EpochShuffleSampler
 
 METHODS_VERSION = 1  # bump when the loop changes what a given config produces
@@ -356,23 +357,25 @@ def train(
     # The reference (original) model: LoRA -> the policy with adapters off; full -> a frozen copy.
     frozen = None
     if method.wants_reference() and not is_peft(model):
+        refuse_frozen_copy_under_zero3(accelerator, f"{method.name} without LoRA")
         frozen = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
         if accelerator.mixed_precision in ("bf16", "fp16"):  # it only runs forward passes
             frozen = frozen.to(torch.bfloat16 if accelerator.mixed_precision == "bf16"
                                else torch.float16)  # fmt: skip
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    torch_optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    model, optimizer, loader = accelerator.prepare(model, torch_optimizer, loader)
     reference = Reference(policy=model, frozen=frozen) if method.wants_reference() else None
 
     ga = cfg["grad_accum"]
     steps_per_epoch = math.ceil(len(loader) / ga)
     total = cfg["max_steps"] or max(1, math.ceil(cfg["epochs"] * steps_per_epoch))
-    # Stepped by hand once per optimizer step (a prepared scheduler steps once per process).
+    # Stepped by hand once per optimizer step (a prepared scheduler steps once per process);
+    # it drives the torch optimizer, which DeepSpeed's wraps and reads.
     scheduler = get_scheduler(
         "linear",
-        optimizer.optimizer,
+        torch_optimizer,
         num_warmup_steps=min(total - 1, round(cfg["warmup_epochs"] * steps_per_epoch)),
         num_training_steps=total,
     )

@@ -55,7 +55,7 @@ from dareu.ppo.rollout import (
 )
 from dareu.ppo.value_head import GenerateThroughRoot, PolicyWithValue, hidden_size_of
 from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from dareu.train.common import JsonlLogger, set_seed
+from dareu.train.common import JsonlLogger, refuse_frozen_copy_under_zero3, set_seed
 from dareu.train.lora import enable_checkpointing, wrap_lora
 
 VALUE_HEAD_FILE = "value_head.safetensors"
@@ -386,6 +386,8 @@ def train_dareu(
     acc = accelerator
     cfg.validate()
     check_request(forget, retain, attributor)
+    if not cfg.lora:
+        refuse_frozen_copy_under_zero3(acc, "--full")
     out_dir = Path(run.out_dir)
     final_dir = out_dir / "model"
     if is_complete(final_dir):

@@ -71,3 +71,24 @@ class JsonlLogger:
         row = {**record, "time_s": round(time.perf_counter() - self.t0, 3)}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+def is_zero3(acc: Accelerator) -> bool:
+    """DeepSpeed ZeRO stage 3: every weight is partitioned, even frozen ones."""
+    from accelerate.utils import DistributedType
+
+    if acc.distributed_type != DistributedType.DEEPSPEED:
+        return False
+    plugin = acc.state.deepspeed_plugin
+    return plugin is not None and plugin.zero_stage == 3
+
+
+def refuse_frozen_copy_under_zero3(acc: Accelerator, what: str) -> None:
+    """A deep copy of a ZeRO-3 model holds only empty partitions and no gather hooks, so
+    it cannot serve as the frozen reference; say so before any training starts."""
+    if is_zero3(acc):
+        raise ValueError(
+            f"{what}: a full-parameter run needs a frozen copy of the original model, which "
+            "DeepSpeed ZeRO-3 cannot provide here; use LoRA (the reference is the policy "
+            "with adapters off) or FSDP (configs/accelerate_fsdp.yaml)"
+        )

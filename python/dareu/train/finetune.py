@@ -223,8 +223,8 @@ def train_loop(
         seed=cfg.seed,
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    torch_optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    model, optimizer, loader = accelerator.prepare(model, torch_optimizer, loader)
 
     if accelerator.gradient_accumulation_steps != cfg.grad_accum:
         raise ValueError(
@@ -235,10 +235,10 @@ def train_loop(
     steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
     total = cfg.max_steps or epochs * steps_per_epoch
     # Stepped by hand once per optimizer step (not prepared: Accelerate would step it
-    # once per process).
+    # once per process). It drives the torch optimizer, which DeepSpeed's wraps and reads.
     scheduler = get_scheduler(
         cfg.schedule,
-        optimizer.optimizer,
+        torch_optimizer,
         num_warmup_steps=round(cfg.warmup_ratio * total),
         num_training_steps=total,
     )
