@@ -129,13 +129,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.threads < 1:
                 raise ValueError(f"--threads must be >= 1, got {args.threads}")
             torch.set_num_threads(args.threads)
-        from accelerate import PartialState
-
         from dareu.data import load_benchmark
+        from dareu.train.common import partial_state
 
-        with PartialState().main_process_first():
+        with partial_state().main_process_first():
             bench = load_benchmark(args.benchmark, forget=args.forget, tofu_dir=args.tofu_dir)
-        with PartialState().main_process_first():  # the main process builds the tiny base
+        with partial_state().main_process_first():  # the main process builds the tiny base
             cached = not args.force and is_cached(bench, cfg, args.out)
         path = ensure_attributor(
             bench,
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AttributionError, ValueError, FileNotFoundError) as err:
         print(f"train_attributor: error: {err}", file=sys.stderr)
         return 2
-    if PartialState().is_main_process:
+    if partial_state().is_main_process:
         print(f"{'cached' if cached else 'saved'}: {path}")
         print(summary(json.loads((path / ATTRIBUTION_JSON).read_text())))
     return 0

@@ -73,9 +73,11 @@ def add_shared(p: argparse.ArgumentParser) -> None:
     )
     add(
         "--cumulative-rounds",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="with --rounds: train each round on every request so far, not only the new one",
+        help="with --rounds: train each round on every request so far (default), or with "
+        "--no-cumulative-rounds on the new request only (the paper's literal rounds, which "
+        "let later rounds partly undo earlier ones; docs/dareu.md)",
     )
     add("--no-progress", dest="progress", action="store_false", default=None)
     add(

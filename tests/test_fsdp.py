@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -79,27 +80,34 @@ def test_dareu_ppo_under_fsdp_matches_one_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_finetune_and_npo_under_fsdp_match_ddp(tmp_path: Path) -> None:
+def test_finetune_npo_and_atwu_under_fsdp_match_ddp(tmp_path: Path) -> None:
+    """NPO uses a frozen full-parameter reference; ATWU all-reduces its scorer and exports
+    token scores with forward passes that every rank must join under FSDP."""
     from dareu.data import generate_synthetic
 
     generate_synthetic(tmp_path / "data", owners=6, facts=3, forget_owners=2, holdout_owners=1,
                        general=6)  # fmt: skip
-    launch("train", tmp_path, "fsdp", "npo")
-    launch("train", tmp_path, "ddp", "npo")
+    launch("train", tmp_path, "fsdp", "npo,atwu")
+    launch("train", tmp_path, "ddp", "npo,atwu")
     out = {m: json.loads((tmp_path / f"{m}.json").read_text()) for m in ("fsdp", "ddp")}
-    assert out["fsdp"]["sharded"] == [True, True], "fine-tuning or NPO was not sharded"
-    assert out["ddp"]["sharded"] == [False, False]
+    assert out["fsdp"]["sharded"] == [True] * 3, "a stage was not sharded"
+    assert out["ddp"]["sharded"] == [False] * 3
+    ga = json.loads((Path(out["fsdp"]["atwu"]) / "token_scores.json").read_text())["samples"]
+    gb = json.loads((Path(out["ddp"]["atwu"]) / "token_scores.json").read_text())["samples"]
+    np.testing.assert_allclose([x for r in ga for x in r["g"]], [x for r in gb for x in r["g"]],
+                               atol=1e-5)  # fmt: skip
     weights: dict[str, dict[str, torch.Tensor]] = {}
-    for stage in ("original", "unlearned"):
+    for stage in ("original", "npo", "atwu"):
         a = load_file(str(Path(out["fsdp"][stage]) / "model.safetensors"))
         b = load_file(str(Path(out["ddp"][stage]) / "model.safetensors"))
         # The gathered state dict lists the tied LM head separately; saving drops it.
         assert "lm_head.weight" not in a and "lm_head.weight" not in b
         assert_same(a, b, atol=1e-5)
         weights[stage] = a
-    npo, original = weights["unlearned"], weights["original"]
-    moved = [k for k in npo if not torch.equal(npo[k], original[k])]
-    assert moved, "NPO did not change the fine-tuned weights"
+    for name in ("npo", "atwu"):
+        moved = [k for k in weights[name] if not torch.equal(weights[name][k],
+                                                           weights["original"][k])]  # fmt: skip
+        assert moved, f"{name} did not change the fine-tuned weights"
 
 
 # ------------------------------------------------------------------------------ workers
@@ -158,12 +166,13 @@ def train_worker(root: Path, mode: str, method: str) -> None:
     ft = FinetuneConfig(tiny_size="micro", batch_size=2, max_length=96, lr=3e-3, epochs=1)
     original = finetune(bench, "original", ft, root=root / mode, progress=False, accelerator=acc)
 
-    cfg = UnlearnConfig(method=method, model=str(original), profile="tiny", batch_size=1,
-                        max_length=96, lr=1e-3, epochs=1.0)  # fmt: skip
-    unlearned = run_method(None, cfg, benchmark=bench, root=root / mode, progress=False,
-                           accelerator=acc)  # fmt: skip
+    out: dict[str, Any] = {"original": str(original), "sharded": sharded}
+    for name in method.split(","):
+        cfg = UnlearnConfig(method=name, model=str(original), profile="tiny", batch_size=1,
+                            max_length=96, lr=1e-3, epochs=1.0)  # fmt: skip
+        out[name] = str(run_method(None, cfg, benchmark=bench, root=root / mode,
+                                   progress=False, accelerator=acc))  # fmt: skip
     if acc.is_main_process:
-        out = {"original": str(original), "unlearned": str(unlearned), "sharded": sharded}
         (root / f"{mode}.json").write_text(json.dumps(out))
 
 

@@ -55,8 +55,9 @@ class JobConfig:
     max_length: int = 256
     distill_general: bool = True  # distil on general_train as well as the retain split
     # Sequential rounds: train round r on every request so far (not only the new one), so
-    # later rounds cannot undo earlier ones (measured: they partly do without it).
-    cumulative_rounds: bool = False
+    # later rounds cannot undo earlier ones (measured in docs/dareu.md: they partly do
+    # without it); False is the paper's literal setting.
+    cumulative_rounds: bool = True
     progress: bool = True
 
     def validate(self) -> None:
@@ -147,9 +148,9 @@ def round_view(bench: Benchmark, owners: set[str]) -> Benchmark:
 
 def log(msg: str) -> None:
     """One line on the main process only."""
-    from accelerate import PartialState
+    from dareu.train.common import partial_state
 
-    if PartialState().is_main_process:
+    if partial_state().is_main_process:
         print(f"[dareu] {msg}", flush=True)
 
 
@@ -308,13 +309,15 @@ def run_job(
     `dareu.methods.trainer.run_method` with `baseline` = {"hparams": {...}, "train":
     {UnlearnConfig overrides}}, on the same data, models, evaluation and report.
     """
-    from accelerate import PartialState
+    import torch
+
+    from dareu.train.common import partial_state
 
     t_start = time.perf_counter()
     method = job.method.lower()
     is_dareu = method == "dareu"
     bench = preflight(job, ppo)
-    state = PartialState()
+    state = partial_state()  # cpu=True without a GPU, so torchrun forms a gloo group
     baseline = baseline or {"hparams": {}, "train": {}}
     method_cfg = ppo.to_dict() if is_dareu else baseline
     out = run_dir(job, method_cfg)
@@ -384,7 +387,9 @@ def run_job(
         if job.report_to == "tensorboard":
             acc_kwargs = {"log_with": "tensorboard", "project_dir": str(out / "tensorboard")}
         accelerator = Accelerator(
-            mixed_precision=MIXED_PRECISION[resolve_dtype(job.dtype)], **acc_kwargs
+            mixed_precision=MIXED_PRECISION[resolve_dtype(job.dtype)],
+            cpu=not torch.cuda.is_available(),
+            **acc_kwargs,
         )
         if job.report_to != "none":
             accelerator.init_trackers(

@@ -359,10 +359,8 @@ def train_classifier(
     larger distributed job needs when it builds its attributor on the main process only).
     Returns the metrics written to attribution.json.
     """
-    from accelerate import PartialState
-
     from dareu.models.loading import resolve_dtype
-    from dareu.train.common import JsonlLogger, set_seed
+    from dareu.train.common import JsonlLogger, partial_state, set_seed
 
     config.validate()
     data = attribution_data(benchmark, calib_share=config.calib_share, seed=config.seed)
@@ -402,7 +400,7 @@ def train_classifier(
         device = acc.device
         autocast: Any = acc.autocast
     else:
-        device = PartialState().device
+        device = partial_state().device
         model.to(device)
         half = resolve_dtype(config.dtype)
 
@@ -590,11 +588,11 @@ def ensure_attributor(
     cache. distributed=True (scripts/train_attributor.py under `accelerate launch`): every
     process must call this; they train together with Accelerate.
     """
-    from accelerate import PartialState
+    from dareu.train.common import partial_state
 
     config = config or AttributorConfig()
     config.validate()
-    state = PartialState()
+    state = partial_state()
     if isinstance(benchmark_source, Benchmark):
         benchmark = benchmark_source
     else:

@@ -33,7 +33,7 @@ from dareu.data.schema import Benchmark, QASample
 from dareu.methods.base import Method, TrainContext, get_method
 from dareu.methods.common import Inputs, Reference
 from dareu.methods.defaults import PROFILES, Profile, merge_hparams, method_defaults, train_defaults
-from dareu.train.common import refuse_frozen_copy_under_zero3
+from dareu.train.common import is_sharded, refuse_frozen_copy_under_zero3
 from dareu.train.data import EpochShuffleSampler
 
 METHODS_VERSION = 1  # bump when the loop changes what a given config produces
@@ -593,6 +593,15 @@ def run_method(
                     else "process_max_rss",
                 },
             )  # fmt: skip
+    elif is_sharded(accelerator):
+        # Under FSDP/ZeRO-3 a forward pass is a collective: join the main process's
+        # finalize passes (e.g. ATWU's token-score export) and discard the files.
+        import tempfile
+
+        accelerator.unwrap_model(model).eval()
+        examples = forget_examples(benchmark, tokenizer, r, accelerator.device)
+        with tempfile.TemporaryDirectory() as scratch:
+            method.finalize(ctx, Path(scratch), examples)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(work, ignore_errors=True)

@@ -55,7 +55,12 @@ from dareu.ppo.rollout import (
 )
 from dareu.ppo.value_head import GenerateThroughRoot, PolicyWithValue, hidden_size_of
 from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from dareu.train.common import JsonlLogger, refuse_frozen_copy_under_zero3, set_seed
+from dareu.train.common import (
+    JsonlLogger,
+    is_sharded,
+    refuse_frozen_copy_under_zero3,
+    set_seed,
+)
 from dareu.train.lora import enable_checkpointing, wrap_lora
 
 VALUE_HEAD_FILE = "value_head.safetensors"
@@ -136,13 +141,6 @@ def swapped_weights(
         with torch.no_grad():
             for n, t in saved.items():
                 params[n].copy_(t)
-
-
-def is_sharded(acc: Accelerator) -> bool:
-    """FSDP or DeepSpeed: parameters and optimizer state live in per-process shards."""
-    from accelerate.utils import DistributedType
-
-    return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
 def configure_deepspeed(acc: Accelerator, rows_per_process: int) -> None:

@@ -73,6 +73,14 @@ class JsonlLogger:
             f.write(json.dumps(row) + "\n")
 
 
+def is_sharded(acc: Accelerator) -> bool:
+    """FSDP or DeepSpeed: parameters and optimizer state live in per-process shards, and
+    every forward pass is a collective that all processes must join."""
+    from accelerate.utils import DistributedType
+
+    return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
 def is_zero3(acc: Accelerator) -> bool:
     """DeepSpeed ZeRO stage 3: every weight is partitioned, even frozen ones."""
     from accelerate.utils import DistributedType
