@@ -168,3 +168,19 @@ def test_main_job_end_to_end_and_cached(tmp_path: Path) -> None:
     assert again.returncode == 0
     assert again.stdout.splitlines()[0] == first
     assert "cached" in again.stdout
+
+    # The same job on 2 gloo processes (torchrun: Accelerate's launcher starts one process
+    # on a CPU), reusing the cached models and attributor: one process group, one log line
+    # per batch, and the first batch's rollouts (before any update) as in 1 process.
+    torchrun = Path(sys.executable).with_name("torchrun")
+    two_args = [str(torchrun), "--standalone", "--nproc_per_node", "2", *args[1:],
+                "--output", str(tmp_path / "two")]  # fmt: skip
+    two = subprocess.run(two_args, env=env, capture_output=True, text=True, timeout=900)
+    assert two.returncode == 0, two.stderr[-4000:]
+    assert two.stdout.count("DareU run folder: ") == 1, "both processes acted as the main one"
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["processes"] == 2
+    log2 = [json.loads(x) for x in (tmp_path / "two" / "round-0" / "log.jsonl").read_text()
+            .splitlines()]  # fmt: skip
+    assert [r["batch"] for r in log2] == [r["batch"] for r in log]
+    for key in ("attr_score", "reward_mean", "resp_len"):
+        assert log2[0][key] == pytest.approx(log[0][key], abs=1e-6), key
