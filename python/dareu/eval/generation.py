@@ -12,17 +12,7 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from dareu.eval.batching import run_batched
-
-
-def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), tokenizer):
-        eos = getattr(src, "eos_token_id", None)
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif isinstance(eos, list | tuple):
-            ids.update(int(e) for e in eos)
-    return sorted(ids)
+from dareu.models.loading import eos_ids as find_eos_ids
 
 
 def _model_device(model: PreTrainedModel) -> torch.device:
@@ -67,7 +57,7 @@ def generate_answers(
     was_training = model.training
     model.eval()
     device = _model_device(model)
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = find_eos_ids(model, tokenizer, required=False)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     gen_cfg = GenerationConfig(
         max_new_tokens=max_new_tokens,

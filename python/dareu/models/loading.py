@@ -194,6 +194,21 @@ def load_model(
     return model, tokenizer
 
 
+def eos_ids(model: Any, tokenizer: Any, *, required: bool = True) -> list[int]:
+    """All end-of-sequence ids the model's generation config or the tokenizer declare
+    (sampling for PPO needs one; evaluation can run to the token limit without)."""
+    ids: set[int] = set()
+    for src in (getattr(model, "generation_config", None), tokenizer):
+        eos = getattr(src, "eos_token_id", None)
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif isinstance(eos, list | tuple):
+            ids.update(int(e) for e in eos)
+    if required and not ids:
+        raise ValueError("neither the model's generation config nor the tokenizer has an EOS id")
+    return sorted(ids)
+
+
 FINGERPRINT_SUFFIXES = (".safetensors", ".json", ".jinja", ".model", ".txt")
 
 

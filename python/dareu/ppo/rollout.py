@@ -23,6 +23,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from dareu.data.formatting import PromptFormat, encode_prompts
+from dareu.models.loading import eos_ids
 
 
 def sample_seed(*parts: int) -> int:
@@ -56,20 +57,6 @@ class SeededSampler(LogitsProcessor):
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, choice, 0.0)
         return out  # type: ignore[return-value]
-
-
-def eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    """All end-of-sequence ids the model's generation config or the tokenizer declare."""
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), tokenizer):
-        eos = getattr(src, "eos_token_id", None)
-        if isinstance(eos, int):
-            ids.add(eos)
-        elif isinstance(eos, list | tuple):
-            ids.update(int(e) for e in eos)
-    if not ids:
-        raise ValueError("neither the model's generation config nor the tokenizer has an EOS id")
-    return sorted(ids)
 
 
 def pad_id_of(tokenizer: Any, eos: list[int]) -> int:
