@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_fsdp import assert_same, launch
+from test_fsdp import assert_same, launch, ppo_config
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (extra: deepspeed)")
 # pip puts ninja next to this interpreter, which need not be on PATH.
@@ -36,12 +36,13 @@ def test_dareu_ppo_lora_under_zero3_matches_one_process(tmp_path: Path) -> None:
     T.build_base(tmp_path)
     launch("ppo", tmp_path, "zero3", **DS)
     seen = json.loads((tmp_path / "sharded.json").read_text())
-    assert seen == {"lora": True, "full_refused": True}
-    one = T.run_trainer(tmp_path, "one-lora", T.two_proc_config(lora=True, lr=1e-3))
-    two = tmp_path / "zero3-lora" / "model"
-    assert_same(T.trainable(one), T.trainable(two), atol=1e-5)
-    weights = "adapter_model.safetensors"
-    assert_same(load_file(str(one / weights)), load_file(str(two / weights)), atol=1e-5)
+    assert seen == {"lora": True, "uneven": True, "full_refused": True}
+    for name in ("lora", "uneven"):
+        one = T.run_trainer(tmp_path, f"one-{name}", ppo_config(name))
+        two = tmp_path / f"zero3-{name}" / "model"
+        assert_same(T.trainable(one), T.trainable(two), atol=1e-5)
+        weights = "adapter_model.safetensors"
+        assert_same(load_file(str(one / weights)), load_file(str(two / weights)), atol=1e-5)
 
 
 @pytest.mark.slow

@@ -40,6 +40,21 @@ def test_config_maps_to_fsdp2_like_accelerate_launch(monkeypatch: pytest.MonkeyP
     assert plugin.transformer_cls_names_to_wrap == ["LlamaDecoderLayer"]
 
 
+# name -> PPO config overrides. "uneven": 1 rollout per batch, so one process has none
+# and must still join every collective (sampling, no-grad passes, the teacher pass).
+PPO_RUNS: dict[str, dict[str, Any]] = {
+    "lora": {"lora": True},
+    "full": {"lora": False},
+    "uneven": {"lora": True, "batch_size": 1, "forward_batch_size": 1, "distill_batch_size": 1},
+}
+
+
+def ppo_config(name: str) -> Any:
+    import test_ppo as T
+
+    return T.two_proc_config(lr=1e-3, **PPO_RUNS[name])
+
+
 def launch(*args: str, **extra_env: str) -> None:
     path = os.pathsep.join(p for p in (str(REPO / "python"), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **extra_env}
@@ -64,12 +79,12 @@ def test_dareu_ppo_under_fsdp_matches_one_process(tmp_path: Path) -> None:
     T.build_base(tmp_path)
     launch("ppo", tmp_path)
     sharded = json.loads((tmp_path / "sharded.json").read_text())
-    assert sharded == {"lora": True, "full": True}, "the policy was not sharded (no DTensor)"
-    for name, lora in (("lora", True), ("full", False)):
-        one = T.run_trainer(tmp_path, f"one-{name}", T.two_proc_config(lora=lora, lr=1e-3))
+    assert sharded == dict.fromkeys(PPO_RUNS, True), "the policy was not sharded (no DTensor)"
+    for name, over in PPO_RUNS.items():
+        one = T.run_trainer(tmp_path, f"one-{name}", ppo_config(name))
         two = tmp_path / f"fsdp-{name}" / "model"
         assert_same(T.trainable(one), T.trainable(two), atol=1e-5)
-        weights = "adapter_model.safetensors" if lora else "model.safetensors"
+        weights = "adapter_model.safetensors" if over["lora"] else "model.safetensors"
         assert_same(load_file(str(one / weights)), load_file(str(two / weights)), atol=1e-5)
         log1 = (one.parent / "log.jsonl").read_text().splitlines()
         log2 = (two.parent / "log.jsonl").read_text().splitlines()
@@ -124,14 +139,13 @@ def ppo_worker(root: Path, mode: str = "fsdp") -> None:
 
     acc = fsdp_accelerator() if mode == "fsdp" else zero3_accelerator()
     seen: dict[str, bool] = {}
-    runs = (("lora", True), ("full", False)) if mode == "fsdp" else (("lora", True),)
-    for name, lora in runs:
+    runs = list(PPO_RUNS) if mode == "fsdp" else ["lora", "uneven"]
+    for name in runs:
 
         def hook(policy: Any, name: str = name) -> None:
             seen[name] = is_sharded(policy)
 
-        T.run_trainer(root, f"{mode}-{name}", T.two_proc_config(lora=lora, lr=1e-3),
-                      accelerator=acc, on_update=hook)  # fmt: skip
+        T.run_trainer(root, f"{mode}-{name}", ppo_config(name), accelerator=acc, on_update=hook)
     if mode == "zero3":
         try:
             T.run_trainer(root, "zero3-full", T.two_proc_config(lora=False), accelerator=acc)

@@ -276,20 +276,26 @@ def two_proc_config(**kw: Any) -> PPOConfig:
     return small_config(**{**base, "ppo_steps": 3, **kw})
 
 
+# 1 rollout per batch: the second process samples none and must still train in step.
+UNEVEN = {"batch_size": 1, "forward_batch_size": 1, "distill_batch_size": 1}
+
+
 def worker(out: str) -> None:
-    """Entry point under torchrun: the same run as `test_two_processes...`, on 2 ranks."""
+    """Entry point under torchrun: the same runs as `test_two_processes...`, on 2 ranks."""
     from accelerate import Accelerator
 
     torch.set_num_threads(1)
     acc = Accelerator(cpu=True)
     assert acc.num_processes == 2, f"expected 2 processes, got {acc.num_processes}"
     run_trainer(Path(out), "two", two_proc_config(), accelerator=acc)
+    run_trainer(Path(out), "two-uneven", two_proc_config(**UNEVEN), accelerator=acc)
 
 
 @pytest.mark.slow
 def test_two_processes_match_one(root: Path) -> None:
     """gloo, 2 CPU processes, same global batch: the same rollouts, rewards and weights."""
     one = run_trainer(root, "one", two_proc_config())
+    one_uneven = run_trainer(root, "one-uneven", two_proc_config(**UNEVEN))
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -299,15 +305,16 @@ def test_two_processes_match_one(root: Path) -> None:
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", __file__, str(root)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    a, b = trainable(one), trainable(root / "two" / "model")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
-    log1 = (root / "one" / "log.jsonl").read_text().splitlines()
-    log2 = (root / "two" / "log.jsonl").read_text().splitlines()
-    for x, y in zip(log1, log2, strict=True):
-        rx, ry = json.loads(x), json.loads(y)
-        for key in ("attr_score", "reward_mean", "kl", "resp_len", "leak_fact"):
-            assert rx[key] == pytest.approx(ry[key], abs=1e-6), key
+    for first, name in ((one, "two"), (one_uneven, "two-uneven")):
+        a, b = trainable(first), trainable(root / name / "model")
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+        log1 = (first.parent / "log.jsonl").read_text().splitlines()
+        log2 = (root / name / "log.jsonl").read_text().splitlines()
+        for x, y in zip(log1, log2, strict=True):
+            rx, ry = json.loads(x), json.loads(y)
+            for key in ("attr_score", "reward_mean", "kl", "resp_len", "leak_fact"):
+                assert rx[key] == pytest.approx(ry[key], abs=1e-6), key
 
 
 # ----------------------------------------------------------------------------- rollouts

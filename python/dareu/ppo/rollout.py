@@ -92,8 +92,12 @@ def sample_responses(
     max_new_tokens: int,
     eos: list[int],
     pad_id: int,
+    synced: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Responses `[B, T]` (right-padded with pad_id, T <= max_new_tokens) and lengths `[B]`."""
+    """Responses `[B, T]` (right-padded with pad_id, T <= max_new_tokens) and lengths `[B]`.
+
+    `synced`: transformers' `synced_gpus`, for sharded models whose every forward is a
+    collective: a process that is done keeps stepping until all are."""
     if prompt_ids.shape[0] != len(seeds):
         raise ValueError(f"{prompt_ids.shape[0]} prompts but {len(seeds)} seeds")
     device = prompt_ids.device
@@ -110,6 +114,7 @@ def sample_responses(
         attention_mask=prompt_mask,
         generation_config=cfg,
         logits_processor=LogitsProcessorList([SeededSampler(seeds, temperature)]),
+        synced_gpus=synced,
     )
     resp = out[:, prompt_ids.shape[1] :]
     is_eos = torch.zeros_like(resp, dtype=torch.bool)

@@ -415,6 +415,10 @@ def train_dareu(
     configure_deepspeed(acc, math.ceil(cfg.batch_size * cfg.samples_per_query / acc.num_processes))
     policy, optimizer = acc.prepare(policy, optimizer)
     core: PolicyWithValue = acc.unwrap_model(policy)
+    # FSDP/ZeRO-3: every forward is a collective and must go through the wrapped policy, the
+    # same number of times on every process. DDP: no-grad passes use the unwrapped module
+    # (a DDP forward would broadcast buffers, and processes may hold different row counts).
+    sharded = is_sharded(acc)
     eos = eos_ids(core.lm, tokenizer)
     pad_id = pad_id_of(tokenizer, eos)
 
@@ -482,21 +486,23 @@ def train_dareu(
         prompt_ids, prompt_mask = encode_prompt_batch(
             tokenizer, [questions[q] for q, _ in mine] or [questions[0]], run.fmt, W
         )
-        prompt_ids, prompt_mask = (
-            prompt_ids[: len(mine)].to(device),
-            prompt_mask[: len(mine)].to(device),
-        )
-        seeds = [sample_seed(run.seed, run.round_index, epoch, q, j) for q, j in mine]
+        prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+        seeds = [sample_seed(run.seed, run.round_index, epoch, q, j) for q, j in mine] or [0]
         with swapped_weights(core, use_snapshot), eval_mode(core), generation_context(acc, policy):
-            if mine:
+            if mine or sharded:
+                # Sharded: sampling runs through the root forward (a collective), so every
+                # process samples, a process without rows on a dummy prompt, and `synced`
+                # keeps the ones that hit EOS early stepping until all are done.
                 resp, lengths = sample_responses(
-                    GenerateThroughRoot(policy), prompt_ids, prompt_mask, seeds,
+                    GenerateThroughRoot(policy) if sharded else core.lm,
+                    prompt_ids, prompt_mask, seeds,
                     temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                    eos=eos, pad_id=pad_id,
+                    eos=eos, pad_id=pad_id, synced=sharded and world > 1,
                 )  # fmt: skip
-            else:
+            if not mine:
                 resp = torch.full((0, 1), pad_id, dtype=torch.long, device=device)
                 lengths = torch.zeros(0, dtype=torch.long, device=device)
+            prompt_ids, prompt_mask = prompt_ids[: len(mine)], prompt_mask[: len(mine)]
             all_lengths = gather_rows(acc, lengths, counts)
             T = int(all_lengths.max().item())
             resp = pad_right(resp, T, pad_id)
@@ -509,7 +515,10 @@ def train_dareu(
                 texts=[],
             )
             # ---- 2. log-probs and values of the rollout policy, log-probs of the original
-            old_logp, values, ref_logp = forward_rollouts(policy, frozen_ref, ro, W, cfg)
+            n_chunks = math.ceil(max(counts) / cfg.forward_batch_size) if sharded else None
+            old_logp, values, ref_logp = forward_rollouts(
+                policy if sharded else core, frozen_ref, ro, W, cfg, n_chunks
+            )
         ro.old_logprobs, ro.values, ro.ref_logprobs = old_logp, values, ref_logp
         mask = ro.mask()
         kl = kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask
@@ -519,9 +528,14 @@ def train_dareu(
             int(n) - (1 if int(n) > 0 and int(ro.response_ids[i, int(n) - 1]) in eos else 0)
             for i, n in enumerate(lengths.tolist())
         ]
-        ro.texts = tokenizer.batch_decode(
-            [ro.response_ids[i, :n].tolist() for i, n in enumerate(text_lens)],
-            skip_special_tokens=True,
+        # (batch_decode([]) returns [""], so a process without rollouts skips it)
+        ro.texts = (
+            tokenizer.batch_decode(
+                [ro.response_ids[i, :n].tolist() for i, n in enumerate(text_lens)],
+                skip_special_tokens=True,
+            )
+            if text_lens
+            else []
         )
         prefix_ends, _, _ = reward_core.segment_schedule(
             lengths.cpu().numpy().astype(np.int64), T, **segment_kwargs(cfg)
@@ -546,7 +560,7 @@ def train_dareu(
 
         # ---- 5. PPO updates (+ retain distillation)
         stats = ppo_updates(
-            acc, policy, frozen_ref, optimizer, scheduler, ro, retain_rows, W, cfg, run,
+            acc, policy, core, frozen_ref, optimizer, scheduler, ro, retain_rows, W, cfg, run,
             g_lengths, counts, start, pad_id, batches_done, tokenizer,
         )  # fmt: skip
         batches_done += 1
@@ -624,24 +638,33 @@ def forward_rollouts(
     ro: Rollouts,
     W: int,
     cfg: PPOConfig,
+    n_chunks: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rollout-policy log-probs and values, and the original model's log-probs, `[B, T]`.
 
-    `policy` is the wrapped module (see value_head.py: every forward goes through it)."""
+    `n_chunks` (sharded runs): make exactly that many passes, repeating a dummy one on the
+    last rows when this process has fewer, because each pass is a collective."""
     T = ro.response_ids.shape[1]
     old, vals, ref = [], [], []
-    for i in range(0, max(len(ro), 1), cfg.forward_batch_size):
-        rows = slice(i, i + cfg.forward_batch_size)
-        inputs = ro.inputs(rows)
-        if inputs["input_ids"].shape[0] == 0:
-            break
+    fb = cfg.forward_batch_size
+    chunks = n_chunks if n_chunks is not None else math.ceil(len(ro) / fb)
+    for c in range(chunks):
+        dummy = c * fb >= len(ro)
+        rows = slice(0, 1) if dummy else slice(c * fb, (c + 1) * fb)
+        if len(ro) == 0:  # a process without rollouts still joins every pass
+            one = torch.ones((1, 1), dtype=torch.long, device=ro.response_ids.device)
+            inputs = {"input_ids": one, "attention_mask": one, "position_ids": one - 1}
+        else:
+            inputs = ro.inputs(rows)
         logits, values = policy(**inputs)
-        old.append(response_logprobs(logits, ro.response_ids[rows], W, cfg.temperature))
-        vals.append(values[:, W - 1 : W - 1 + T].float())
         if frozen_ref is not None:
             ref_logits = frozen_ref(**inputs, use_cache=False).logits
         else:
             ref_logits = policy(**inputs, reference=True)[0]
+        if dummy:
+            continue
+        old.append(response_logprobs(logits, ro.response_ids[rows], W, cfg.temperature))
+        vals.append(values[:, W - 1 : W - 1 + T].float())
         ref.append(response_logprobs(ref_logits, ro.response_ids[rows], W, cfg.temperature))
     if not old:
         z = torch.zeros((0, T), device=ro.response_ids.device)
@@ -736,6 +759,26 @@ def batch_record(
     }
 
 
+def placeholder_rollouts(W: int, T: int, pad_id: int, device: torch.device) -> Rollouts:
+    """One empty (length-0, zero-weight) rollout row, for a process that sampled none."""
+    zeros = torch.zeros((1, T), device=device)
+    prompt_mask = torch.zeros((1, W), dtype=torch.long, device=device)
+    prompt_mask[:, -1] = 1
+    return Rollouts(
+        query_index=[-1],
+        prompt_ids=torch.full((1, W), pad_id, dtype=torch.long, device=device),
+        prompt_mask=prompt_mask,
+        response_ids=torch.full((1, T), pad_id, dtype=torch.long, device=device),
+        lengths=torch.zeros(1, dtype=torch.long, device=device),
+        texts=[""],
+        old_logprobs=zeros,
+        ref_logprobs=zeros.clone(),
+        values=zeros.clone(),
+        advantages=zeros.clone(),
+        returns=zeros.clone(),
+    )
+
+
 def encode_retain_batch(
     retain_rows: list[dict[str, list[int]]], idx: list[int], pad_id: int
 ) -> dict[str, torch.Tensor]:
@@ -745,6 +788,7 @@ def encode_retain_batch(
 def ppo_updates(
     acc: Accelerator,
     policy: torch.nn.Module,
+    core: PolicyWithValue,
     frozen_ref: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
@@ -771,6 +815,10 @@ def ppo_updates(
     mb = cfg.minibatch_size or B_global
     g_mask = np.arange(T)[None, :] < g_lengths[:, None]
     agg: dict[str, list[float]] = defaultdict(list)
+    sharded = is_sharded(acc)
+    teacher = policy if sharded else core  # see train_dareu: collectives under sharding
+    if len(ro) == 0:  # a process without rollouts still joins every forward and backward
+        ro = placeholder_rollouts(W, T, pad_id, device)
     for step in range(cfg.ppo_steps):
         g = torch.Generator().manual_seed(sample_seed(run.seed, run.round_index, batch_index, step))
         # Global minibatch rows, then the ones this process holds.
@@ -840,11 +888,15 @@ def ppo_updates(
                 if frozen_ref is not None:
                     t_logits = frozen_ref(**r_in, use_cache=False).logits
                 else:
-                    t_logits = policy(**r_in, reference=True)[0]
+                    t_logits = teacher(**r_in, reference=True)[0]
             labels = pad_right(ret_batch["labels"].to(device), width, -100)
             label_mask = labels[:, 1:] != -100
             dis = distill_loss(r_logits[:, :-1], t_logits[:, :-1], label_mask, dis_denom)
             loss = loss + cfg.lambda_dis * dis
+        elif sharded and frozen_ref is None and dis_idx:
+            with torch.no_grad():  # join the other processes' teacher pass (a collective)
+                teacher(input_ids=ids[:1], attention_mask=att[:1], position_ids=pos[:1],
+                        reference=True)  # fmt: skip
         acc.backward(loss)
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
