@@ -77,6 +77,13 @@ def test_config_file_and_flag_precedence(script: ModuleType, tmp_path: Path) -> 
         script.build_configs(script.parse(["--config", str(bad)]))
 
 
+def test_sequential_rounds_are_cumulative_unless_asked(script: ModuleType) -> None:
+    """Later requests must not undo earlier ones (docs/dareu.md); the literal rounds are opt-in."""
+    assert script.build_configs(script.parse(["--rounds", "2"]))[0].cumulative_rounds is True
+    literal = script.parse(["--rounds", "2", "--no-cumulative-rounds"])
+    assert script.build_configs(literal)[0].cumulative_rounds is False
+
+
 def test_paper_config_file_is_the_paper_config(script: ModuleType) -> None:
     from dareu.ppo.config import PPOConfig
 
