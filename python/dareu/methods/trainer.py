@@ -490,13 +490,14 @@ def run_key(cfg: UnlearnConfig, bench: Benchmark, model_path: Path, root: Path) 
 
 
 def save_unlearned(
-    model: Any, tokenizer: Any, cfg: dict[str, Any], out: Path, state: Any
+    model: Any, tokenizer: Any, cfg: dict[str, Any], out: Path, state: Any, *, sharded: bool
 ) -> dict[str, Any]:
     """A complete HF checkpoint: LoRA is merged for the tiny default (or merge="yes")."""
     from dareu.models.saving import save_hf_model
 
     merges = cfg["merge"] == "yes" or (cfg["merge"] == "auto" and cfg["profile"] == "tiny")
-    return {"lora": bool(cfg["lora"]), **save_hf_model(model, tokenizer, out, state, merge=merges)}
+    info = save_hf_model(model, tokenizer, out, state, merge=merges, sharded=sharded)
+    return {"lora": bool(cfg["lora"]), **info}
 
 
 def run_method(
@@ -560,15 +561,16 @@ def run_method(
     )  # fmt: skip
     accelerator.wait_for_everyone()
     sd = accelerator.get_state_dict(model)
+    sharded = is_sharded(accelerator)
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.eval()
+    examples = forget_examples(benchmark, tokenizer, r, accelerator.device)
     if accelerator.is_main_process:
         if out.exists():  # force=True: atomic_dir would keep the old complete folder
             shutil.rmtree(out)
         with atomic_dir(out) as tmp:
-            unwrapped = accelerator.unwrap_model(model)
-            unwrapped.eval()
-            examples = forget_examples(benchmark, tokenizer, r, accelerator.device)
             method.finalize(ctx, tmp, examples)
-            info = save_unlearned(unwrapped, tokenizer, r, tmp, sd)
+            info = save_unlearned(unwrapped, tokenizer, r, tmp, sd, sharded=sharded)
             if (work / "train_log.jsonl").exists():
                 shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
             d = method_defaults(method.name)
@@ -593,13 +595,11 @@ def run_method(
                     else "process_max_rss",
                 },
             )  # fmt: skip
-    elif is_sharded(accelerator):
+    elif sharded:
         # Under FSDP/ZeRO-3 a forward pass is a collective: join the main process's
         # finalize passes (e.g. ATWU's token-score export) and discard the files.
         import tempfile
 
-        accelerator.unwrap_model(model).eval()
-        examples = forget_examples(benchmark, tokenizer, r, accelerator.device)
         with tempfile.TemporaryDirectory() as scratch:
             method.finalize(ctx, Path(scratch), examples)
     accelerator.wait_for_everyone()

@@ -30,22 +30,21 @@ def tied_duplicates(module: nn.Module) -> list[str]:
     return dupes
 
 
-def is_sharded_module(module: nn.Module) -> bool:
-    """True for FSDP2 (DTensor parameters) and FSDP1 (flat parameters) modules."""
-    from torch.distributed.tensor import DTensor
-
-    return any(
-        isinstance(p, DTensor) or type(p).__name__ == "FlatParameter" for p in module.parameters()
-    )
-
-
 def save_hf_model(
-    model: Any, tokenizer: Any, out: Path, state: dict[str, torch.Tensor], *, merge: bool
+    model: Any,
+    tokenizer: Any,
+    out: Path,
+    state: dict[str, torch.Tensor],
+    *,
+    merge: bool,
+    sharded: bool = False,
 ) -> dict[str, bool]:
     """Save the unwrapped `model` into `out` using `state` (its full state dict).
 
     PEFT models are merged into a full checkpoint when `merge`, else saved as an adapter
-    whose adapter_config.json names the base. Returns what was written.
+    whose adapter_config.json names the base. `sharded` (FSDP/DeepSpeed, from
+    `dareu.train.common.is_sharded`): the module holds shards, so a merge goes through disk.
+    Returns what was written.
     """
     from peft import PeftModel
 
@@ -53,7 +52,7 @@ def save_hf_model(
     info = {"merged": False, "adapter_only": False}
     cpu = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     if isinstance(model, PeftModel):
-        if merge and not is_sharded_module(model):
+        if merge and not sharded:
             model.merge_and_unload().save_pretrained(str(out), safe_serialization=True)
             info["merged"] = True
         elif merge:

@@ -405,7 +405,11 @@ def train_dareu(
         frozen_ref.to(device)
     trainable_names = [n for n, p in policy.named_parameters() if p.requires_grad]
     trainable = [p for p in policy.parameters() if p.requires_grad]
-    if is_sharded(acc) and run.save_every:
+    # FSDP/ZeRO-3: every forward is a collective and must go through the wrapped policy, the
+    # same number of times on every process. DDP: no-grad passes use the unwrapped module
+    # (a DDP forward would broadcast buffers, and processes may hold different row counts).
+    sharded = is_sharded(acc)
+    if sharded and run.save_every:
         raise ValueError(
             "--save-every: step checkpoints are not supported under FSDP/DeepSpeed (their "
             "optimizer state is sharded); run without it, or with DDP"
@@ -415,10 +419,7 @@ def train_dareu(
     configure_deepspeed(acc, math.ceil(cfg.batch_size * cfg.samples_per_query / acc.num_processes))
     policy, optimizer = acc.prepare(policy, optimizer)
     core: PolicyWithValue = acc.unwrap_model(policy)
-    # FSDP/ZeRO-3: every forward is a collective and must go through the wrapped policy, the
-    # same number of times on every process. DDP: no-grad passes use the unwrapped module
-    # (a DDP forward would broadcast buffers, and processes may hold different row counts).
-    sharded = is_sharded(acc)
+    no_grad_model = policy if sharded else core  # log-probs, values, reference, teacher
     eos = eos_ids(core.lm, tokenizer)
     pad_id = pad_id_of(tokenizer, eos)
 
@@ -434,7 +435,7 @@ def train_dareu(
     # ---- resume
     batches_done, c_seg, snapshot = 0, cfg.c_seg, None
     latest = latest_checkpoint(ckpt_root) if run.resume else None
-    if latest is not None and is_sharded(acc):
+    if latest is not None and sharded:
         raise ValueError(
             f"--resume: {latest} is a single-process checkpoint; it cannot be loaded into "
             "FSDP/DeepSpeed shards"
@@ -517,7 +518,7 @@ def train_dareu(
             # ---- 2. log-probs and values of the rollout policy, log-probs of the original
             n_chunks = math.ceil(max(counts) / cfg.forward_batch_size) if sharded else None
             old_logp, values, ref_logp = forward_rollouts(
-                policy if sharded else core, frozen_ref, ro, W, cfg, n_chunks
+                no_grad_model, frozen_ref, ro, W, cfg, n_chunks
             )
         ro.old_logprobs, ro.values, ro.ref_logprobs = old_logp, values, ref_logp
         mask = ro.mask()
@@ -560,8 +561,8 @@ def train_dareu(
 
         # ---- 5. PPO updates (+ retain distillation)
         stats = ppo_updates(
-            acc, policy, core, frozen_ref, optimizer, scheduler, ro, retain_rows, W, cfg, run,
-            g_lengths, counts, start, pad_id, batches_done, tokenizer,
+            acc, policy, no_grad_model, frozen_ref, optimizer, scheduler, ro, retain_rows, W,
+            cfg, run, g_lengths, counts, start, pad_id, batches_done, tokenizer,
         )  # fmt: skip
         batches_done += 1
         if on_update is not None:
@@ -788,7 +789,7 @@ def encode_retain_batch(
 def ppo_updates(
     acc: Accelerator,
     policy: torch.nn.Module,
-    core: PolicyWithValue,
+    teacher: torch.nn.Module,
     frozen_ref: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
@@ -815,8 +816,7 @@ def ppo_updates(
     mb = cfg.minibatch_size or B_global
     g_mask = np.arange(T)[None, :] < g_lengths[:, None]
     agg: dict[str, list[float]] = defaultdict(list)
-    sharded = is_sharded(acc)
-    teacher = policy if sharded else core  # see train_dareu: collectives under sharding
+    sharded = is_sharded(acc)  # the teacher pass is then a collective every process joins
     if len(ro) == 0:  # a process without rollouts still joins every forward and backward
         ro = placeholder_rollouts(W, T, pad_id, device)
     for step in range(cfg.ppo_steps):

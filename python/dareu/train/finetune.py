@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -39,7 +38,13 @@ from dareu.models.loading import (
 from dareu.models.saving import save_hf_model
 from dareu.models.tiny import TINY_SIZES, tiny_base_dir
 from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from dareu.train.common import JsonlLogger, partial_state, set_seed, setup_accelerator
+from dareu.train.common import (
+    JsonlLogger,
+    is_sharded,
+    partial_state,
+    set_seed,
+    setup_accelerator,
+)
 from dareu.train.data import qa_loader, set_loader_epoch
 from dareu.train.lora import LLAMA_TARGETS, enable_checkpointing, wrap_lora
 
@@ -319,7 +324,13 @@ def train_loop(
 
 
 def save_finetuned(
-    model: Any, tokenizer: Any, cfg: FinetuneConfig, out: Path, state_dict: dict[str, Any]
+    model: Any,
+    tokenizer: Any,
+    cfg: FinetuneConfig,
+    out: Path,
+    state_dict: dict[str, Any],
+    *,
+    sharded: bool = False,
 ) -> dict[str, Any]:
     """Write a complete HF checkpoint into `out` so that load_model(out) works.
 
@@ -329,7 +340,7 @@ def save_finetuned(
     """
     return {
         "lora": cfg.lora,
-        **save_hf_model(model, tokenizer, out, state_dict, merge=cfg.merges()),
+        **save_hf_model(model, tokenizer, out, state_dict, merge=cfg.merges(), sharded=sharded),
     }
 
 
@@ -363,10 +374,8 @@ def finetune(
     accelerator = accelerator or setup_accelerator(
         cfg.dtype, gradient_accumulation_steps=cfg.grad_accum
     )
-    if (save_every or resume) and accelerator.distributed_type in (
-        DistributedType.FSDP,
-        DistributedType.DEEPSPEED,
-    ):
+    sharded = is_sharded(accelerator)
+    if (save_every or resume) and sharded:
         raise ValueError(
             "--save-every/--resume are supported for single-device and DDP runs only; "
             "FSDP and DeepSpeed shard optimizer state, which these checkpoints do not handle"
@@ -415,7 +424,8 @@ def finetune(
     state_dict = accelerator.get_state_dict(model)  # a collective under FSDP / ZeRO-3
     if accelerator.is_main_process:
         with _replacing(out, force), atomic_dir(out) as tmp:
-            info = save_finetuned(accelerator.unwrap_model(model), tokenizer, cfg, tmp, state_dict)
+            info = save_finetuned(accelerator.unwrap_model(model), tokenizer, cfg, tmp, state_dict,
+                                  sharded=sharded)  # fmt: skip
             if (work / "train_log.jsonl").exists():
                 shutil.copy(work / "train_log.jsonl", tmp / "train_log.jsonl")
             atomic_write_json(
