@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::{Mat, Result, RewardError, ROWS_PER_TASK};
+use crate::{filled, Mat, Result, RewardError, ROWS_PER_TASK};
 
 /// Character offsets `[rows, tokens, 2]` (start, end) of tokenized texts, row-major.
 #[derive(Debug, Clone, Copy)]
@@ -77,29 +77,45 @@ fn checked_ends(arg: &'static str, row: usize, pairs: &[i64]) -> Result<Vec<i64>
     Ok(ends)
 }
 
-fn align_row(policy_ends: &[i64], attr_ends: &[i64], prefix_ends: &[i64], out: &mut [i64]) {
-    for (o, &e) in out.iter_mut().zip(prefix_ends) {
-        *o = if e == 0 {
-            0
-        } else {
-            let c = policy_ends[e as usize - 1];
-            attr_ends.partition_point(|&end| end <= c) as i64
+/// Align one row. Each prefix end is read once and range-checked as it is used: the
+/// binding reads numpy buffers in place without the GIL, so a value checked earlier
+/// could have been changed by another thread since.
+fn align_row(
+    row: usize,
+    policy_ends: &[i64],
+    attr_ends: &[i64],
+    prefix_ends: &[i64],
+    out: &mut [i64],
+) -> Result<()> {
+    for (j, (o, &e)) in out.iter_mut().zip(prefix_ends).enumerate() {
+        *o = match usize::try_from(e) {
+            Ok(0) => 0,
+            Ok(n) if n <= policy_ends.len() => {
+                let c = policy_ends[n - 1];
+                attr_ends.partition_point(|&end| end <= c) as i64
+            }
+            _ => return Err(prefix_end_error(row, j, e, policy_ends.len())),
         };
     }
+    Ok(())
 }
 
+fn prefix_end_error(row: usize, j: usize, e: i64, n_policy: usize) -> RewardError {
+    RewardError::new(
+        "prefix_ends",
+        format!("row {row}, entry {j} = {e} is outside [0, {n_policy}] (the policy token count)"),
+    )
+}
+
+/// Check every prefix end up front, so that the first bad one (in row order) is the one
+/// reported; `align_row` checks again as it reads.
 fn check_prefix_ends(row: usize, prefix_ends: &[i64], n_policy: usize) -> Result<()> {
     if let Some((j, &e)) = prefix_ends
         .iter()
         .enumerate()
         .find(|(_, &e)| e < 0 || e as u64 > n_policy as u64)
     {
-        return Err(RewardError::new(
-            "prefix_ends",
-            format!(
-                "row {row}, entry {j} = {e} is outside [0, {n_policy}] (the policy token count)"
-            ),
-        ));
+        return Err(prefix_end_error(row, j, e, n_policy));
     }
     Ok(())
 }
@@ -128,12 +144,19 @@ pub fn align_prefix_ends(
     let pe = checked_ends("policy_offsets", 0, p.data)?;
     let ae = checked_ends("attribution_offsets", 0, a.data)?;
     check_prefix_ends(0, prefix_ends, pe.len())?;
-    let mut out = vec![0i64; prefix_ends.len()];
-    align_row(&pe, &ae, prefix_ends, &mut out);
+    let mut out = filled("prefix_ends", prefix_ends.len(), 1, 0i64)?;
+    align_row(0, &pe, &ae, prefix_ends, &mut out)?;
     Ok(out)
 }
 
-fn check_row_lengths(arg: &'static str, lengths: &[i64], rows: usize, width: usize) -> Result<()> {
+/// Check per-row token counts and return them as `usize`: a copy, so that what was
+/// checked is what is used.
+fn check_row_lengths(
+    arg: &'static str,
+    lengths: &[i64],
+    rows: usize,
+    width: usize,
+) -> Result<Vec<usize>> {
     if lengths.len() != rows {
         return Err(RewardError::new(
             arg,
@@ -143,17 +166,17 @@ fn check_row_lengths(arg: &'static str, lengths: &[i64], rows: usize, width: usi
             ),
         ));
     }
-    if let Some((i, &l)) = lengths
+    lengths
         .iter()
         .enumerate()
-        .find(|(_, &l)| l < 0 || l as u64 > width as u64)
-    {
-        return Err(RewardError::new(
-            arg,
-            format!("{arg}[{i}] = {l} is outside [0, {width}]"),
-        ));
-    }
-    Ok(())
+        .map(|(i, &l)| match usize::try_from(l) {
+            Ok(n) if n <= width => Ok(n),
+            _ => Err(RewardError::new(
+                arg,
+                format!("{arg}[{i}] = {l} is outside [0, {width}]"),
+            )),
+        })
+        .collect()
 }
 
 /// Batched [`align_prefix_ends`]: offsets `[B, T, 2]` right-padded with per-row token
@@ -183,17 +206,15 @@ pub fn align_prefix_ends_batch(
             ),
         ));
     }
-    check_row_lengths("policy_lengths", policy_lengths, b, policy_offsets.tokens)?;
-    check_row_lengths(
+    let pls = check_row_lengths("policy_lengths", policy_lengths, b, policy_offsets.tokens)?;
+    let als = check_row_lengths(
         "attribution_lengths",
         attribution_lengths,
         b,
         attribution_offsets.tokens,
     )?;
     let mut ends = Vec::with_capacity(b);
-    for i in 0..b {
-        let pl = policy_lengths[i] as usize;
-        let al = attribution_lengths[i] as usize;
+    for (i, (&pl, &al)) in pls.iter().zip(&als).enumerate() {
         let pe = checked_ends("policy_offsets", i, &policy_offsets.row(i)[..2 * pl])?;
         let ae = checked_ends(
             "attribution_offsets",
@@ -204,14 +225,14 @@ pub fn align_prefix_ends_batch(
         ends.push((pe, ae));
     }
     let k = prefix_ends.cols;
-    let mut out = vec![0i64; b * k];
+    let mut out = filled("prefix_ends", b, k, 0i64)?;
     if k == 0 {
         return Ok(out);
     }
     out.par_chunks_mut(k)
         .with_min_len(ROWS_PER_TASK)
         .enumerate()
-        .for_each(|(i, o)| align_row(&ends[i].0, &ends[i].1, prefix_ends.row(i), o));
+        .try_for_each(|(i, o)| align_row(i, &ends[i].0, &ends[i].1, prefix_ends.row(i), o))?;
     Ok(out)
 }
 

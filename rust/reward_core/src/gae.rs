@@ -2,7 +2,10 @@
 
 use rayon::prelude::*;
 
-use crate::{check_batch_lengths, check_param, check_valid_finite, Mat, Result, ROWS_PER_TASK};
+use crate::{
+    check_batch_lengths, check_outputs, check_param, check_valid_finite, filled, num, Mat, Result,
+    ROWS_PER_TASK,
+};
 
 /// GAE parameters, both in `[0, 1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,7 +55,7 @@ impl WhitenParams {
         } else {
             Err(crate::RewardError::new(
                 "whiten_eps",
-                format!("must be a finite number > 0, got {}", self.eps),
+                format!("must be a finite number > 0, got {}", num(self.eps)),
             ))
         }
     }
@@ -121,10 +124,13 @@ pub fn gae(
     rewards.check("rewards")?;
     let t = rewards.cols;
     let lens = check_batch_lengths(lengths, rewards.rows, "rewards", t)?;
-    check_valid_finite("rewards", &rewards, &lens, t)?;
-    check_valid_finite("values", &values, &lens, t)?;
-    let mut adv = vec![0.0f32; lens.len() * t];
-    let mut ret = vec![0.0f32; lens.len() * t];
+    let check_inputs = || {
+        check_valid_finite("rewards", &rewards, &lens, t)?;
+        check_valid_finite("values", &values, &lens, t)
+    };
+    check_inputs()?;
+    let mut adv = filled("rewards", lens.len(), t, 0.0f32)?;
+    let mut ret = filled("rewards", lens.len(), t, 0.0f32)?;
     if t == 0 {
         return Ok((adv, ret));
     }
@@ -141,6 +147,7 @@ pub fn gae(
                 }
             },
         );
+    check_outputs(&[("advantages", &adv), ("returns", &ret)], t, check_inputs)?;
     Ok((adv, ret))
 }
 
@@ -225,8 +232,11 @@ pub fn whiten(x: Mat<'_, f32>, lengths: &[i64], params: &WhitenParams) -> Result
     let t = x.cols;
     let lens = check_batch_lengths(lengths, x.rows, "x", t)?;
     check_valid_finite("x", &x, &lens, t)?;
-    let mut out = vec![0.0f32; x.data.len()];
+    let mut out = filled("x", x.rows, t, 0.0f32)?;
     whiten_into(x.data, &lens, t, params, &mut out);
+    check_outputs(&[("whitened", &out)], t, || {
+        check_valid_finite("x", &x, &lens, t)
+    })?;
     Ok(out)
 }
 

@@ -77,6 +77,62 @@ pub const GAMMA: f64 = 1.0;
 pub const GAE_LAMBDA: f64 = 0.95;
 /// Default variance epsilon of the whitening.
 pub const WHITEN_EPS: f64 = 1e-8;
+/// Largest padded width T (`max_len`) accepted: far beyond any model's context, and
+/// small enough that `T * 8` bytes and every per-row index fit comfortably.
+pub const MAX_LEN: usize = u32::MAX as usize;
+/// Largest element count of any one array the crate allocates or returns. numpy needs
+/// the byte size of an array's non-zero axes to fit an `isize`, even when another axis
+/// is 0 (so `[0, 2^60]` int64 is refused), and 8 bytes is the widest element here.
+pub const MAX_ELEMENTS: usize = isize::MAX as usize / 8;
+
+/// The element count of an array of shape `dims`, with the product of its non-zero axes
+/// at most [`MAX_ELEMENTS`] (checked, never wrapping); `arg` names the size's source.
+pub(crate) fn checked_size(arg: &'static str, dims: &[usize]) -> Result<usize> {
+    let nonzero = dims
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS);
+    match nonzero {
+        Some(n) => Ok(if dims.contains(&0) { 0 } else { n }),
+        None => Err(RewardError::new(
+            arg,
+            format!("is too large: an array of shape {dims:?} exceeds {MAX_ELEMENTS} elements"),
+        )),
+    }
+}
+
+/// A `Vec` of `rows * cols` copies of `fill` for an output `[rows, cols]`: the size is
+/// checked ([`checked_size`]) and the allocation is fallible, so a huge request is an
+/// error naming `arg`, never an abort.
+pub(crate) fn filled<T: Clone>(
+    arg: &'static str,
+    rows: usize,
+    cols: usize,
+    fill: T,
+) -> Result<Vec<T>> {
+    let n = checked_size(arg, &[rows, cols])?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        RewardError::new(
+            arg,
+            format!("is too large: an array of shape [{rows}, {cols}] does not fit in memory"),
+        )
+    })?;
+    v.resize(n, fill);
+    Ok(v)
+}
+
+/// A number for an error message: plain when short, else scientific with 4 significant
+/// digits, so that e.g. `f64::MAX` does not print as a 309-digit integer.
+pub(crate) fn num(x: f64) -> String {
+    let a = x.abs();
+    if !x.is_finite() || a == 0.0 || (1e-4..1e6).contains(&a) {
+        format!("{x}")
+    } else {
+        format!("{x:.3e}")
+    }
+}
 
 /// A borrowed row-major `[rows, cols]` matrix: how every 2-D input is passed.
 #[derive(Debug, Clone, Copy)]
@@ -180,17 +236,104 @@ fn check_valid_finite(arg: &'static str, m: &Mat<'_, f32>, lens: &[usize], t: us
     Ok(())
 }
 
-/// Check a scalar parameter is finite and inside `[lo, hi]`.
+/// Check a scalar parameter is finite and inside `[lo, hi]` (`hi = f64::MAX`: no upper
+/// bound, and the message says `>= lo` rather than printing `f64::MAX`).
 fn check_param(arg: &'static str, x: f64, lo: f64, hi: f64) -> Result<()> {
     if x.is_finite() && x >= lo && x <= hi {
         Ok(())
     } else {
+        let range = if hi == f64::MAX {
+            format!(">= {}", num(lo))
+        } else {
+            format!("in [{}, {}]", num(lo), num(hi))
+        };
         Err(RewardError::new(
             arg,
-            format!("must be a finite number in [{lo}, {hi}], got {x}"),
+            format!("must be a finite number {range}, got {}", num(x)),
         ))
     }
 }
 
+/// Check that every element of the outputs `[B, T]` is finite. Inputs are checked up
+/// front, but finite inputs can still overflow (e.g. `kl_coef * kl` past `f32::MAX`),
+/// and the Python binding reads numpy buffers in place without the GIL, so another
+/// thread may write a NaN between the input check and the computation. Checking the
+/// outputs covers both: a non-finite value never leaves the crate. On failure
+/// `recheck` runs the input checks again, to name an input that changed meanwhile.
+fn check_outputs(
+    outs: &[(&'static str, &[f32])],
+    t: usize,
+    recheck: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    for &(arg, out) in outs {
+        // Branch-free scan first (vectorised); locate the culprit only on failure.
+        if out.iter().fold(true, |ok, x| ok & x.is_finite()) {
+            continue;
+        }
+        recheck()?;
+        let j = out.iter().position(|x| !x.is_finite()).unwrap_or(0);
+        let (row, col) = (j / t.max(1), j % t.max(1));
+        return Err(RewardError::new(
+            arg,
+            format!(
+                "{arg}[{row}, {col}] = {} is not finite, though every input was finite when \
+                 checked: the result overflows float32 (scale down the inputs, or kl_coef), \
+                 or another thread wrote to an input array during the call",
+                out[j]
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Rows per rayon task: a row is a few microseconds of work, so batch a handful.
 const ROWS_PER_TASK: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_size_bounds_non_zero_axes() {
+        assert_eq!(checked_size("x", &[3, 4]).unwrap(), 12);
+        assert_eq!(checked_size("x", &[0, MAX_ELEMENTS]).unwrap(), 0);
+        // numpy refuses [0, 2^60] int64 (2^63 bytes in the non-zero axes): so do we.
+        assert_eq!(checked_size("x", &[0, 1 << 60]).unwrap_err().arg, "x");
+        assert!(checked_size("x", &[usize::MAX, 2]).is_err());
+        assert!(checked_size("x", &[1 << 32, 1 << 32]).is_err());
+    }
+
+    #[test]
+    fn output_check_names_a_changed_input_first() {
+        let out = [0.0f32, f32::NAN];
+        let changed = || {
+            Err(RewardError::new(
+                "values",
+                "values[0, 1] = NaN is not finite",
+            ))
+        };
+        assert_eq!(
+            check_outputs(&[("returns", &out)], 2, changed)
+                .unwrap_err()
+                .arg,
+            "values"
+        );
+        let e = check_outputs(&[("returns", &out)], 2, || Ok(())).unwrap_err();
+        assert_eq!(e.arg, "returns");
+        assert!(e.msg.starts_with("returns[0, 1] = NaN"), "{e}");
+        assert!(check_outputs(&[("returns", &[1.0, 2.0])], 2, || Ok(())).is_ok());
+    }
+
+    #[test]
+    fn numbers_in_messages_are_short() {
+        assert_eq!(num(0.1), "0.1");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(f64::MAX), "1.798e308");
+        assert_eq!(num(1e-300), "1.000e-300");
+        assert_eq!(num(f64::NAN), "NaN");
+        let e = check_param("kl_coef", f64::NAN, 0.0, f64::MAX).unwrap_err();
+        assert_eq!(e.msg, "must be a finite number >= 0, got NaN");
+        let e = check_param("gamma", 2.0, 0.0, 1.0).unwrap_err();
+        assert_eq!(e.msg, "must be a finite number in [0, 1], got 2");
+    }
+}

@@ -5,8 +5,8 @@ use rayon::prelude::*;
 use crate::gae::row_sum;
 use crate::reward::{check_scores, row_segments};
 use crate::{
-    check_batch_lengths, check_valid_finite, GaeParams, Mat, Result, RewardParams, SegmentSpec,
-    WhitenParams, ROWS_PER_TASK,
+    check_batch_lengths, check_outputs, check_valid_finite, filled, GaeParams, Mat, Result,
+    RewardParams, SegmentSpec, WhitenParams, ROWS_PER_TASK,
 };
 
 /// All parameters of the fused pipeline; `Default` is the paper's setting.
@@ -131,14 +131,17 @@ pub fn ppo_advantages(
     kl.check("kl")?;
     let t = kl.cols;
     let lens = check_batch_lengths(lengths, kl.rows, "kl", t)?;
-    check_scores(&scores, &lens, params.segments)?;
-    check_valid_finite("kl", &kl, &lens, t)?;
-    check_valid_finite("values", &values, &lens, t)?;
+    let check_inputs = || {
+        check_scores(&scores, &lens, params.segments)?;
+        check_valid_finite("kl", &kl, &lens, t)?;
+        check_valid_finite("values", &values, &lens, t)
+    };
+    check_inputs()?;
 
     let b = lens.len();
-    let mut rewards = vec![0.0f32; b * t];
-    let mut advantages = vec![0.0f32; b * t];
-    let mut returns = vec![0.0f32; b * t];
+    let mut rewards = filled("kl", b, t, 0.0f32)?;
+    let mut advantages = filled("kl", b, t, 0.0f32)?;
+    let mut returns = filled("kl", b, t, 0.0f32)?;
     if t == 0 {
         return Ok(PpoOutput {
             b,
@@ -151,7 +154,7 @@ pub fn ppo_advantages(
     // Advantages stay f64 until whitened, so the whitening sees exact values; only
     // the valid tokens are kept, packed row after row.
     let n: usize = lens.iter().sum();
-    let mut adv64 = vec![0.0f64; n];
+    let mut adv64 = filled("kl", n, 1, 0.0f64)?;
     let mut rows = Vec::with_capacity(b);
     let mut rest = adv64.as_mut_slice();
     let outs = rewards
@@ -197,6 +200,15 @@ pub fn ppo_advantages(
         });
     }
     drop(rows);
+    check_outputs(
+        &[
+            ("rewards", &rewards),
+            ("advantages", &advantages),
+            ("returns", &returns),
+        ],
+        t,
+        check_inputs,
+    )?;
     Ok(PpoOutput {
         b,
         t,

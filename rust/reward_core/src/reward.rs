@@ -3,8 +3,8 @@
 use rayon::prelude::*;
 
 use crate::{
-    check_batch_lengths, check_param, check_valid_finite, Mat, Result, RewardError, SegmentSpec,
-    ROWS_PER_TASK,
+    check_batch_lengths, check_outputs, check_param, check_valid_finite, filled, num, Mat, Result,
+    RewardError, SegmentSpec, ROWS_PER_TASK,
 };
 
 /// Parameters of chi and of the KL penalty.
@@ -33,13 +33,13 @@ impl RewardParams {
         if !(self.c_seg.is_finite() && self.c_seg > 0.0) {
             return Err(RewardError::new(
                 "c_seg",
-                format!("must be a finite number > 0, got {}", self.c_seg),
+                format!("must be a finite number > 0, got {}", num(self.c_seg)),
             ));
         }
         if !(self.eps > 0.0 && self.eps < 0.5) {
             return Err(RewardError::new(
                 "eps",
-                format!("must be in (0, 0.5), got {}", self.eps),
+                format!("must be in (0, 0.5), got {}", num(self.eps)),
             ));
         }
         check_param("kl_coef", self.kl_coef, 0.0, f64::MAX)
@@ -62,7 +62,10 @@ fn check_prob(arg: &'static str, i: usize, j: usize, x: f32) -> Result<()> {
     } else {
         Err(RewardError::new(
             arg,
-            format!("{arg}[{i}, {j}] = {x} is not a probability in [0, 1]"),
+            format!(
+                "{arg}[{i}, {j}] = {} is not a probability in [0, 1]",
+                num(x.into())
+            ),
         ))
     }
 }
@@ -75,20 +78,22 @@ pub fn chi_slice(scores: &[f32], c_seg: f64, eps: f64) -> Result<Vec<f32>> {
         kl_coef: 0.0,
     }
     .validate()?;
-    if let Some((j, &x)) = scores
-        .iter()
-        .enumerate()
-        .find(|(_, x)| !(0.0..=1.0).contains(*x))
-    {
-        return Err(RewardError::new(
-            "scores",
-            format!("element {j} = {x} is not a probability in [0, 1]"),
-        ));
+    let mut out = filled("scores", scores.len(), 1, 0.0f32)?;
+    // Each score is read once, checked and transformed in the same step, so a score
+    // changed by another thread meanwhile cannot skip the check.
+    for (j, (o, &x)) in out.iter_mut().zip(scores).enumerate() {
+        if !(0.0..=1.0).contains(&x) {
+            return Err(RewardError::new(
+                "scores",
+                format!(
+                    "element {j} = {} is not a probability in [0, 1]",
+                    num(x.into())
+                ),
+            ));
+        }
+        *o = chi(x as f64, c_seg, eps) as f32;
     }
-    Ok(scores
-        .iter()
-        .map(|&x| chi(x as f64, c_seg, eps) as f32)
-        .collect())
+    Ok(out)
 }
 
 /// Check scores `[B, K']` against the per-row segment counts; only the first
@@ -153,7 +158,7 @@ pub(crate) fn row_segments<'a>(
             return None;
         }
         let c = chi(s as f64, p.c_seg, p.eps);
-        let end = (start + kappa).min(len);
+        let end = start.saturating_add(kappa).min(len);
         let seg = Segment {
             start,
             end,
@@ -183,7 +188,7 @@ pub fn assemble_rewards(
     let lens = check_batch_lengths(lengths, kl.rows, "kl", t)?;
     check_scores(&scores, &lens, spec)?;
     check_valid_finite("kl", &kl, &lens, t)?;
-    let mut out = vec![0.0f32; lens.len() * t];
+    let mut out = filled("kl", lens.len(), t, 0.0f32)?;
     if t == 0 {
         return Ok(out);
     }
@@ -199,6 +204,10 @@ pub fn assemble_rewards(
                 }
             }
         });
+    check_outputs(&[("rewards", &out)], t, || {
+        check_scores(&scores, &lens, spec)?;
+        check_valid_finite("kl", &kl, &lens, t)
+    })?;
     Ok(out)
 }
 

@@ -1,6 +1,6 @@
 //! Segment scheduling: where in each response the attribution classifier is scored.
 
-use crate::{check_lengths, Result, RewardError};
+use crate::{check_lengths, filled, Result, RewardError, MAX_LEN};
 
 /// How responses are cut into segments.
 ///
@@ -86,40 +86,37 @@ pub struct Schedule {
     pub token_segment: Vec<i64>,
 }
 
-/// A `Vec` of `n` copies of `fill`, or an error naming `max_len` if it cannot be had:
-/// `max_len` is the one size here that does not come from an array already in memory.
-fn filled(n: Option<usize>, fill: i64) -> Result<Vec<i64>> {
-    let mut v = Vec::new();
-    n.and_then(|n| v.try_reserve_exact(n).ok().map(|_| n))
-        .map(|n| {
-            v.resize(n, fill);
-            v
-        })
-        .ok_or_else(|| {
-            RewardError::new(
-                "max_len",
-                "is too large: the schedule does not fit in memory",
-            )
-        })
-}
-
 /// Compute the segment schedule of a right-padded batch of width `t`.
 pub fn segment_schedule(lengths: &[i64], t: usize, spec: SegmentSpec) -> Result<Schedule> {
     spec.validate()?;
+    // `t` is the one size here that does not come from an array already in memory:
+    // bound it before any arithmetic. Without this, `[0, 2^60]` int64 reached numpy,
+    // which refuses it (2^63 bytes) and returns NULL, and the binding then crashed.
+    if t > MAX_LEN {
+        return Err(RewardError::new(
+            "max_len",
+            format!("is too large: at most {MAX_LEN} (2^32 - 1), got {t}"),
+        ));
+    }
     let lens = check_lengths(lengths, t)?;
     let b = lens.len();
     let k = spec.max_segments(t);
-    let mut prefix_ends = filled(b.checked_mul(k), 0)?;
-    let mut n_segments = vec![0i64; b];
-    let mut token_segment = filled(b.checked_mul(t), -1)?;
-    for (i, &len) in lens.iter().enumerate() {
+    let mut prefix_ends = filled("max_len", b, k, 0i64)?;
+    let mut n_segments = filled("lengths", b, 1, 0i64)?;
+    let mut token_segment = filled("max_len", b, t, -1i64)?;
+    // Rows are `k` and `t` wide: chunking avoids any `i * k` index arithmetic.
+    let rows = prefix_ends
+        .chunks_mut(k.max(1))
+        .zip(token_segment.chunks_mut(t.max(1)));
+    for ((&len, n_seg), (ends, segs)) in lens.iter().zip(n_segments.iter_mut()).zip(rows) {
         let kappa = spec.kappa_for(len);
         let n = spec.n_segments(len);
-        n_segments[i] = n as i64;
-        for (j, end) in prefix_ends[i * k..i * k + n].iter_mut().enumerate() {
-            *end = ((j + 1) * kappa).min(len) as i64;
+        *n_seg = n as i64;
+        for (j, end) in ends[..n].iter_mut().enumerate() {
+            // (j + 1) * kappa < len + kappa; saturate rather than wrap for a huge kappa.
+            *end = (j + 1).saturating_mul(kappa).min(len) as i64;
         }
-        for (pos, seg) in token_segment[i * t..i * t + len].iter_mut().enumerate() {
+        for (pos, seg) in segs[..len].iter_mut().enumerate() {
             *seg = (pos / kappa) as i64;
         }
     }
@@ -171,6 +168,10 @@ mod tests {
         assert_eq!((empty.b, empty.k), (0, 0));
         let huge = segment_schedule(&[0, 0], usize::MAX / 2, SegmentSpec::Slices(15));
         assert_eq!(huge.unwrap_err().arg, "max_len");
+        for t in [MAX_LEN + 1, 1 << 60, usize::MAX] {
+            let e = segment_schedule(&[], t, SegmentSpec::Slices(15)).unwrap_err();
+            assert_eq!(e.arg, "max_len");
+        }
     }
 
     #[test]
