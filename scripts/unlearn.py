@@ -216,6 +216,14 @@ def baseline_settings(a: argparse.Namespace) -> dict[str, Any]:
     return {"hparams": hp, "train": train}
 
 
+def check_baseline(method: str, baseline: dict[str, Any]) -> None:
+    """Validate a baseline's --hparam and shared flags now, before any compute: run_job
+    only validates them when it reaches the method, after data, models and attributor."""
+    from dareu.methods.trainer import UnlearnConfig
+
+    UnlearnConfig(method=method, hparams=baseline["hparams"], **baseline["train"]).validate()
+
+
 def main(argv: list[str] | None = None) -> int:
     main_process_print_first()
     a = parse(argv)
@@ -224,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
         job, ppo = build_configs(a)
         baseline = baseline_settings(a) if job.method.lower() != "dareu" else None
+        if baseline is not None:
+            check_baseline(job.method, baseline)
         run_job(job, ppo, baseline=baseline, stop_after_batches=a.stop_after_batches)
     except (ValueError, FileNotFoundError) as err:  # bad configuration or input
         print(f"error: {err}", file=sys.stderr)

@@ -26,6 +26,7 @@ Sources (OU = github.com/locuslab/open-unlearning, read at commit 56b662e / 7fa0
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -239,8 +240,16 @@ def merge_hparams(name: str, overrides: dict[str, Any] | None) -> dict[str, Any]
             hp[k] = str(v)
         elif isinstance(default, bool):
             hp[k] = v if isinstance(v, bool) else str(v).lower() in {"1", "true", "yes"}
-        elif isinstance(default, int) and not isinstance(default, bool):
-            hp[k] = int(v)
         else:
-            hp[k] = float(v)
+            kind = "an integer" if isinstance(default, int) else "a finite number"
+            try:
+                hp[k] = int(v) if isinstance(default, int) else float(v)
+            except (TypeError, ValueError, OverflowError):
+                hp[k] = None
+            # NaN or inf would train silently (e.g. npo beta=nan gives an all-NaN model).
+            if hp[k] is None or not math.isfinite(hp[k]):
+                raise ValueError(
+                    f"method {name!r} hyperparameter {k!r} (--hparam {k}=...) must be {kind}, "
+                    f"got {v!r}"
+                )
     return hp

@@ -30,6 +30,7 @@ from transformers import get_scheduler
 from dareu.cache import atomic_dir, atomic_write_json, content_hash, is_complete, output_root
 from dareu.data.formatting import PROMPT_FORMATS, check_format, collate_train, encode_qa
 from dareu.data.schema import Benchmark, QASample
+from dareu.guards import check_finite_fields, check_finite_loss
 from dareu.methods.base import Method, TrainContext, get_method
 from dareu.methods.common import Inputs, Reference
 from dareu.methods.defaults import PROFILES, Profile, merge_hparams, method_defaults, train_defaults
@@ -111,6 +112,7 @@ class UnlearnConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the bad setting; cheap, so it runs before any compute."""
+        check_finite_fields(self)  # NaN would pass the range checks below
         get_method(self.method)
         check_format(self.fmt)
         r = self.resolved()
@@ -438,6 +440,7 @@ def train(
                 torch.tensor(record["loss"], device=accelerator.device), "mean"
             ).item()
             sums, n_micro = {}, 0
+            check_finite_loss(f"step {step}", loss=record["loss"])  # before any save
             first = first or record
             last = record
             logger.log({"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **record})

@@ -9,6 +9,7 @@ deviates from the paper, `TINY_OVERRIDES` says so (and docs/dareu.md says why).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -113,6 +114,11 @@ class PPOConfig:
         def bad(name: str, why: str) -> ValueError:
             return ValueError(f"--{name.replace('_', '-')}: {why}")
 
+        # First, because NaN passes every `x < 0` check below and inf passes most.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise bad(f.name, f"must be a finite number, got {value}")
         positive = (
             "samples_per_query",
             "max_new_tokens",

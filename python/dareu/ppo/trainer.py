@@ -38,6 +38,7 @@ from dareu.cache import atomic_dir, atomic_write_json, atomic_write_text, is_com
 from dareu.data.formatting import PromptFormat, collate_train, encode_qa
 from dareu.data.schema import QASample
 from dareu.eval.leak import mentions
+from dareu.guards import check_finite_loss
 from dareu.models.loading import load_model
 from dareu.models.saving import save_hf_model
 from dareu.ppo.config import PPOConfig
@@ -918,7 +919,12 @@ def ppo_updates(
         # processes / world is the global value; approx_kl and clipfrac are local means.
         st = (acc.reduce(st, reduction="sum") if world > 1 else st) / world
         names = ("pg_loss", "vf_loss", "dis_loss", "approx_kl", "clipfrac")
-        for name, value in zip(names, st.tolist(), strict=True):
+        values = st.tolist()
+        check_finite_loss(  # the values are already on the host: no extra sync
+            f"PPO step {step + 1} of batch {batch_index}",
+            **dict(zip(names[:3], values[:3], strict=True)),
+        )
+        for name, value in zip(names, values, strict=True):
             agg[name].append(value)
         if cfg.target_kl > 0 and agg["approx_kl"][-1] > cfg.target_kl:
             break

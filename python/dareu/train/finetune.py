@@ -26,6 +26,7 @@ from transformers import get_scheduler
 from dareu.cache import atomic_dir, atomic_write_json, content_hash, is_complete, output_root
 from dareu.data.formatting import check_format, format_prompt
 from dareu.data.schema import Benchmark, QASample
+from dareu.guards import check_finite_fields, check_finite_loss
 from dareu.models.loading import (
     DTYPE_NAMES,
     check_model_path,
@@ -119,6 +120,7 @@ class FinetuneConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the bad setting; cheap, so it runs before any compute."""
+        check_finite_fields(self)  # NaN would pass the range checks below
         check_format(self.fmt)
         if self.tiny_size not in TINY_SIZES:
             raise ValueError(f"tiny_size {self.tiny_size!r} is not one of {', '.join(TINY_SIZES)}")
@@ -290,6 +292,7 @@ def train_loop(
             step += 1
             loss_value = accelerator.reduce(running / n_micro, "mean").item()
             running, n_micro = torch.zeros((), device=accelerator.device), 0
+            check_finite_loss(f"step {step}", loss=loss_value)  # before any save
             losses.append(loss_value)
             logger.log(
                 {"step": step, "epoch": epoch, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
