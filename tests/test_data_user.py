@@ -102,7 +102,7 @@ def test_duplicate_default_and_explicit_id(tmp_path: Path) -> None:
         ({}, "a forget request is needed"),
         ({"forget_owners": []}, "forget request is empty"),
         ({"forget_owners": ["mallory"]}, r"unknown owner\(s\) \['mallory'\]"),
-        ({"forget_ids": ["zz"]}, r"unknown sample id\(s\) \['zz'\]"),
+        ({"forget_ids": ["zz"]}, r"unknown owner or sample id\(s\) \['zz'\]"),
         ({"forget_owners": ["alice", "bob", "carol"]}, "covers all 4 samples"),
     ],
 )  # fmt: skip

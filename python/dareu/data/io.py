@@ -51,11 +51,41 @@ def write_json_array(path: Path, rows: list[dict[str, Any]]) -> None:
     Path(path).write_text(json.dumps(rows, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _not_utf8(path: Path, e: UnicodeDecodeError) -> DataError:
+    """A decode error as a DataError naming the file and line: the codec's own message
+    gives only a byte offset into some internal chunk of the file."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as le:
+                bad = raw[le.start : le.end].hex(" ")
+                return DataError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte(s) {bad} at column {le.start + 1}; "
+                    "is the file latin-1 / cp1252? re-save it as UTF-8)"
+                )
+    return DataError(f"{path}: not valid UTF-8 ({e.reason}); re-save it as UTF-8")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from None
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; a bad line is a DataError naming it."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    try:
+        return _read_jsonl(path)
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from None
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     out = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
@@ -81,11 +111,11 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    head = path.read_text(encoding="utf-8").lstrip()[:1]
-    if head != "[":
+    text = _read_text(path)
+    if text.lstrip()[:1] != "[":
         return read_jsonl(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not a valid JSON array ({e.msg})") from None
     out = []

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -37,11 +38,16 @@ def user_files(path: Path) -> list[Path]:
     raise DataError(f"{path}: no such file or folder")
 
 
-def read_user_rows(path: Path) -> tuple[list[QASample], list[DocSample]]:
-    """Validate every row of a user file/folder: fields, empty strings, duplicate ids."""
+def read_user_rows(
+    path: Path, where: dict[str, str] | None = None
+) -> tuple[list[QASample], list[DocSample]]:
+    """Validate every row of a user file/folder: fields, empty strings, duplicate ids.
+
+    If `where` is given, it is filled with sample id -> "file:line", for later messages.
+    """
     qas: list[QASample] = []
     docs: list[DocSample] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {} if where is None else where
     for f in user_files(path):
         for lineno, row in read_jsonl(f):
             where = f"{f}:{lineno}"
@@ -69,31 +75,52 @@ def read_user_rows(path: Path) -> tuple[list[QASample], list[DocSample]]:
     return qas, docs
 
 
-def _check_names(kind: str, asked: Sequence[str], known: Sequence[str], source: str) -> None:
-    unknown = [x for x in asked if x not in set(known)]
-    if unknown:
-        shown = ", ".join(list(known)[:8]) + (" ..." if len(known) > 8 else "")
-        raise DataError(
-            f"forget request names unknown {kind}(s) {unknown} in {source}; known {kind}s: {shown}"
-        )
+def _shown(names: Sequence[str], n: int = 8) -> str:
+    return ", ".join(list(names)[:n]) + (" ..." if len(names) > n else "")
+
+
+def _names(x: str | Sequence[str] | None) -> list[str]:
+    """A request as a list: one str is one name (not its characters)."""
+    if x is None:
+        return []
+    if isinstance(x, str):
+        return [x]
+    return list(x)
 
 
 def split_forget(
     samples: list[S],
     *,
-    forget_owners: Sequence[str] | None,
-    forget_ids: Sequence[str] | None,
+    forget_owners: str | Sequence[str] | None,
+    forget_ids: str | Sequence[str] | None,
     source: str,
 ) -> tuple[list[S], list[S]]:
-    """(forget, retain) for a request naming owners and/or sample ids; errors name `source`."""
+    """(forget, retain) for a request naming owners and/or sample ids; errors name `source`.
+
+    A single str is one owner (or id), not a sequence of one-letter names.
+    """
     if forget_owners is None and forget_ids is None:
         raise DataError(f"{source}: a forget request is needed (forget owners or sample ids)")
-    owners = list(forget_owners or [])
-    ids = list(forget_ids or [])
+    owners, ids = _names(forget_owners), _names(forget_ids)
     if not owners and not ids:
         raise DataError(f"{source}: the forget request is empty")
-    _check_names("owner", owners, list(dict.fromkeys(s.owner for s in samples)), source)
-    _check_names("sample id", ids, [s.id for s in samples], source)
+    known_owners = list(dict.fromkeys(s.owner for s in samples))
+    unknown = [x for x in owners if x not in set(known_owners)]
+    if unknown:
+        raise DataError(
+            f"forget request names unknown owner(s) {unknown} in {source}; "
+            f"known owners: {_shown(known_owners)}"
+        )
+    # A CLI request ("alice,b1") is split into owners and ids by what the data holds, so
+    # a misspelt owner arrives here as an id: say it could be either, and list owners.
+    known_ids = {s.id for s in samples}
+    unknown = [x for x in ids if x not in known_ids]
+    if unknown:
+        raise DataError(
+            f"forget request names unknown owner or sample id(s) {unknown} in {source}: "
+            f"no owner and no sample has that name; known owners: {_shown(known_owners)} "
+            f"(sample ids look like {_shown([s.id for s in samples], 3)})"
+        )
     forget = [s for s in samples if s.owner in set(owners) or s.id in set(ids)]
     retain = [s for s in samples if not (s.owner in set(owners) or s.id in set(ids))]
     if not forget:
@@ -106,23 +133,58 @@ def split_forget(
     return forget, retain
 
 
+def _text_key(s: QASample | DocSample) -> str:
+    text = s.text if isinstance(s, DocSample) else f"{s.question}\n{s.answer}"
+    return " ".join(text.split()).casefold()
+
+
+def warn_shared_texts(
+    forget: Sequence[QASample | DocSample],
+    retain: Sequence[QASample | DocSample],
+    where: dict[str, str],
+) -> None:
+    """Warn when the same text (a document, or a question with its answer) is both
+    forgotten and retained: the model is then asked to forget and to keep the same
+    words, and evaluation cannot tell the two apart. Names up to 5 pairs of rows."""
+    forgotten: dict[str, QASample | DocSample] = {}
+    for s in forget:
+        forgotten.setdefault(_text_key(s), s)
+    pairs = [(forgotten[k], r) for r in retain if (k := _text_key(r)) in forgotten]
+    if not pairs:
+        return
+    shown = "; ".join(
+        f"{where.get(f.id, f.id)} (forget owner {f.owner!r}) = "
+        f"{where.get(r.id, r.id)} (retain owner {r.owner!r})"
+        for f, r in pairs[:5]
+    )
+    more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+    warnings.warn(
+        f"{len(pairs)} text(s) appear under both a forget owner and a retain owner: {shown}{more}",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def load_user_data(
     path: Path,
     *,
-    forget_owners: list[str] | None = None,
-    forget_ids: list[str] | None = None,
+    forget_owners: str | Sequence[str] | None = None,
+    forget_ids: str | Sequence[str] | None = None,
 ) -> Benchmark:
     """A user JSONL file/folder resolved against a forget request.
 
-    Document rows stay in `forget_docs`/`retain_docs` until `materialize_docs` turns them
-    into QA pairs with a tokenizer.
+    A str `forget_owners` / `forget_ids` is one name. Document rows stay in
+    `forget_docs`/`retain_docs` until `materialize_docs` turns them into QA pairs with a
+    tokenizer.
     """
     path = Path(path)
-    qas, docs = read_user_rows(path)
+    where: dict[str, str] = {}
+    qas, docs = read_user_rows(path, where)
     both: list[QASample | DocSample] = [*qas, *docs]
     forget, retain = split_forget(
         both, forget_owners=forget_owners, forget_ids=forget_ids, source=str(path)
     )
+    warn_shared_texts(forget, retain, where)
     f_qa = [s for s in forget if isinstance(s, QASample)]
     r_qa = [s for s in retain if isinstance(s, QASample)]
     return Benchmark(
