@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,15 +60,48 @@ def hash_files(paths: list[Path]) -> str:
 
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (POSIX flock)."""
+    """An exclusive advisory lock on `path` (POSIX flock); the file is removed afterwards,
+    so lock files do not pile up beside every output.
+
+    Removing a lock file others may be waiting on is safe with one check: the holder
+    unlinks it before unlocking, and a waiter that then gets the lock sees that `path` no
+    longer names the file it locked, and starts over on a fresh file.
+    """
     import fcntl
 
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            yield
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                current = False
+            if not current:
+                continue  # the previous holder removed it; lock the new one
+            try:
+                yield
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            return
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            os.close(fd)  # releases the lock, after the unlink
+
+
+def share_files(folder: Path) -> None:
+    """Make every file under `folder` readable by group and others (0644 for 0600).
+
+    Some writers go through a private temp file (safetensors' `save_file`, and so
+    `save_pretrained`, leaves 0600 files) while the folders are 0755 on purpose:
+    cached outputs are meant to be shared.
+    """
+    for root, _, files in os.walk(folder):
+        for name in files:
+            p = os.path.join(root, name)
+            mode = os.lstat(p).st_mode
+            if stat.S_ISREG(mode) and mode & 0o044 != 0o044:
+                os.chmod(p, stat.S_IMODE(mode) | 0o044)
 
 
 def is_complete(folder: Path) -> bool:
@@ -86,6 +120,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     os.chmod(tmp, 0o755)  # mkdtemp makes 0700; cached outputs are meant to be shared
     try:
         yield tmp
+        share_files(tmp)
         (tmp / DONE_MARKER).write_text("ok\n")
         # Two processes may finish the same stage: the first complete folder wins.
         with _lock(target.parent / f".{target.name}.lock"):

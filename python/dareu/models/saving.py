@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dareu.cache import share_files
+
 
 def tied_duplicates(module: nn.Module) -> list[str]:
     """State-dict keys that name a tensor an earlier key already names (tied weights)."""
@@ -69,6 +71,7 @@ def save_hf_model(
             cpu.pop(key, None)
         model.save_pretrained(out, state_dict=cpu, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    share_files(out)  # safetensors writes 0600 files; the folders are shared (0755)
     return info
 
 
