@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from dareu.cache import check_output_dir, output_root
 from dareu.data.formatting import PROMPT_FORMATS
 from dareu.models.loading import DTYPE_NAMES
 from dareu.models.tiny import TINY_SIZES
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--save-every must be >= 0, got {args.save_every}")
         if args.tofu_dir is not None and not args.tofu_dir.is_dir():
             raise ValueError(f"--tofu-dir {args.tofu_dir} is not a folder")
+        check_output_dir(args.out or output_root(), "--out" if args.out else "DAREU_HOME")
         if args.threads is not None:
             import torch
 

@@ -25,6 +25,7 @@ from dareu.attribution import (
     ensure_attributor,
 )
 from dareu.attribution.training import is_cached
+from dareu.cache import check_output_dir, output_root
 from dareu.models.loading import DTYPE_NAMES
 from dareu.models.tiny import TINY_SIZES
 
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.validate()  # before loading any data or model
         if args.tofu_dir is not None and not args.tofu_dir.is_dir():
             raise ValueError(f"--tofu-dir {args.tofu_dir} is not a folder")
+        check_output_dir(args.out or output_root(), "--out" if args.out else "DAREU_HOME")
         if cfg.base != "tiny":
             from dareu.models.loading import check_model_path
 

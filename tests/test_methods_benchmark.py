@@ -62,7 +62,7 @@ def test_model_without_retain_model_is_refused(
     model = tmp_path / "m"
     model.mkdir()
     (model / "config.json").write_text("{}")
-    (model / "model.safetensors").write_bytes(b"")
+    (model / "model.safetensors").write_bytes(b"\x02" + b"\x00" * 7 + b"{}")  # empty, valid
     assert bm.main(["--model", str(model), "--out", str(tmp_path / "b")]) == 2
     assert "--retain-model is required" in capsys.readouterr().err
 

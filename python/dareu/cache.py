@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,27 +59,57 @@ def hash_files(paths: list[Path]) -> str:
     return h.hexdigest()[:12]
 
 
+def lock_file(path: Path) -> Path:
+    """The lock file of a stage folder or output: a hidden file beside it."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+def _lock_holder(path: Path) -> str:
+    """The PID written into a held lock file, for the waiting message."""
+    try:
+        return path.read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (POSIX flock); the file is removed afterwards,
-    so lock files do not pile up beside every output.
+def _lock(path: Path, *, announce: str | None = None) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (POSIX flock) holding this process's PID; the
+    file is removed afterwards, so lock files do not pile up beside every output.
 
     Removing a lock file others may be waiting on is safe with one check: the holder
     unlinks it before unlocking, and a waiter that then gets the lock sees that `path` no
-    longer names the file it locked, and starts over on a fresh file.
+    longer names the file it locked, and starts over on a fresh file. A file left by a
+    killed holder is harmless: the kernel released its flock when the process died.
+    With `announce`, a wait is reported on stderr once, naming the holder's PID.
     """
     import fcntl
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if announce is not None:
+                    print(
+                        f"[dareu] waiting for {announce}: PID {_lock_holder(path)} is running "
+                        f"the same stage (lock {path})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    announce = None
+                fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 current = os.path.samestat(os.fstat(fd), os.stat(path))
             except FileNotFoundError:
                 current = False
             if not current:
                 continue  # the previous holder removed it; lock the new one
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             try:
                 yield
             finally:
@@ -87,6 +118,44 @@ def _lock(path: Path) -> Iterator[None]:
             return
         finally:
             os.close(fd)  # releases the lock, after the unlink
+
+
+@contextlib.contextmanager
+def stage_lock(folder: Path, *, enabled: bool = True) -> Iterator[None]:
+    """Hold the exclusive lock of a stage folder while computing it, so a second run of the
+    same stage (same DAREU_HOME) waits for the first and then finds its finished output
+    instead of deleting or appending to the folder under it.
+
+    `enabled=False` (non-main ranks of a distributed run: the main rank holds the lock for
+    the group) makes it a no-op; callers re-check their cache after entering.
+    """
+    if not enabled:
+        yield
+        return
+    with _lock(lock_file(folder), announce=str(folder)):
+        yield
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """Refuse an output folder that cannot be created or written, before any compute and
+    without creating anything; ValueError names `flag`."""
+    p = Path(path).expanduser().absolute()
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{flag} {p}: is a file, expected a folder")
+    anc = p
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ValueError(f"{flag} {p}: {anc} is a file, so the folder cannot be created")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {p}: {anc} is not writable")
+    try:  # os.access says yes to root even on a read-only file system
+        fd, probe = tempfile.mkstemp(prefix=".dareu-write-test-", dir=anc)
+    except OSError as err:
+        raise ValueError(f"{flag} {p}: {anc} cannot be written ({err.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return p
 
 
 def share_files(folder: Path) -> None:
@@ -123,7 +192,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         share_files(tmp)
         (tmp / DONE_MARKER).write_text("ok\n")
         # Two processes may finish the same stage: the first complete folder wins.
-        with _lock(target.parent / f".{target.name}.lock"):
+        with _lock(lock_file(target)):
             if is_complete(target):
                 shutil.rmtree(tmp, ignore_errors=True)
                 return

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -55,20 +56,87 @@ def dtype_name(dtype: torch.dtype) -> str:
     raise ValueError(f"unsupported dtype {dtype}")
 
 
-def _weights_error(path: Path, what: str) -> ModelLoadError | None:
-    """None if `path` holds safetensors weights, else the error explaining what is there."""
-    files = [p.name for p in path.iterdir() if p.is_file()]
-    if any(f.endswith(".safetensors") for f in files):
-        return None
-    pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_INDEX = "model.safetensors.index.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+SAFETENSORS_MAX_HEADER = 100 << 20  # the safetensors format's own limit
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """None if `path` is a whole safetensors file, else what is wrong with it; reads only
+    the header, so a corrupt or truncated file is named before any compute."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return "too short to be a safetensors file"
+            n = int.from_bytes(head, "little")
+            if n > min(SAFETENSORS_MAX_HEADER, size - 8):
+                return "corrupt safetensors header (header length past the end of the file)"
+            header = json.loads(f.read(n))
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "corrupt safetensors header (not JSON)"
+    if not isinstance(header, dict):
+        return "corrupt safetensors header (not a JSON object)"
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2):
+            return f"corrupt safetensors header (tensor {name!r} has no data_offsets)"
+        end = max(end, int(offsets[1]))
+    if 8 + n + end > size:
+        return f"truncated: {size} bytes, the header needs {8 + n + end}"
+    return None
+
+
+def weight_files(path: Path, adapter: bool) -> list[Path]:
+    """The safetensors files the loader will read from `path` (transformers with
+    use_safetensors=True, or PEFT for an adapter); ModelLoadError when they are missing,
+    so a stray *.safetensors beside pickle weights does not pass."""
+    what = "adapter folder" if adapter else "model folder"
+    if adapter:
+        names = [ADAPTER_WEIGHTS] if (path / ADAPTER_WEIGHTS).is_file() else []
+    elif (path / MODEL_WEIGHTS).is_file():
+        names = [MODEL_WEIGHTS]
+    elif (path / MODEL_INDEX).is_file():
+        try:
+            weight_map = json.loads((path / MODEL_INDEX).read_text())["weight_map"]
+            names = sorted(set(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ModelLoadError(f"{path / MODEL_INDEX}: not a valid index ({err})") from None
+        bad = [n for n in names if not str(n).endswith(".safetensors")]
+        missing = [n for n in names if not (path / n).is_file()]
+        if bad or missing or not names:
+            raise ModelLoadError(
+                f"{path / MODEL_INDEX}: lists {'non-safetensors' if bad else 'missing'} "
+                f"shards {(bad or missing)[:3]}"
+            )
+    else:
+        names = []
+    if names:
+        return [path / n for n in names]
+    expected = ADAPTER_WEIGHTS if adapter else f"{MODEL_WEIGHTS} or {MODEL_INDEX}"
+    pickles = sorted(p.name for p in path.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
     if pickles:
-        return ModelLoadError(
-            f"{what} {path} has only pickle weights ({', '.join(pickles)}); DareU loads "
-            "safetensors only, because unpickling can run arbitrary code. Convert the folder "
-            "once in a trusted environment, e.g. load it with transformers and call "
-            "save_pretrained(..., safe_serialization=True)."
+        raise ModelLoadError(
+            f"{what} {path} has pickle weights ({', '.join(pickles)}) but no {expected}; "
+            "DareU loads safetensors only, because unpickling can run arbitrary code. Convert "
+            "the folder once in a trusted environment, e.g. load it with transformers and "
+            "call save_pretrained(..., safe_serialization=True)."
         )
-    return ModelLoadError(f"{what} {path} has no weights: no *.safetensors file in it")
+    raise ModelLoadError(f"{what} {path} has no weights: no {expected} in it")
+
+
+def _check_weights(path: Path, adapter: bool) -> None:
+    for f in weight_files(path, adapter):
+        problem = safetensors_problem(f)
+        if problem is not None:
+            raise ModelLoadError(f"weights file {f}: {problem}")
 
 
 def check_model_path(path: str | Path) -> Path:
@@ -86,20 +154,28 @@ def check_model_path(path: str | Path) -> Path:
             "(config.json + *.safetensors + tokenizer files)"
         )
     p = p.resolve()
+    for name in ("config.json", "adapter_config.json", "tokenizer.json"):
+        _check_json(p / name)
     if (p / "config.json").is_file():
-        err = _weights_error(p, "model folder")
-        if err is not None:
-            raise err
+        _check_weights(p, adapter=False)
         return p
     if (p / "adapter_config.json").is_file():
-        err = _weights_error(p, "adapter folder")
-        if err is not None:
-            raise err
         check_model_path(adapter_base_path(p))
+        _check_weights(p, adapter=True)
         return p
     raise ModelLoadError(
         f"{p} is not a Hugging Face checkpoint: it has neither config.json nor adapter_config.json"
     )
+
+
+def _check_json(path: Path) -> None:
+    """A present config or tokenizer file that is not JSON fails here, naming the file."""
+    if not path.is_file():
+        return
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"{path}: not a valid JSON file ({err})") from None
 
 
 def adapter_base_path(adapter: Path) -> Path:
@@ -134,7 +210,10 @@ def load_tokenizer(path: str | Path, *, trust_remote_code: bool = False) -> PreT
         raise ModelLoadError(
             f"{p} has no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)})"
         )
-    tok = AutoTokenizer.from_pretrained(p, trust_remote_code=trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(p, trust_remote_code=trust_remote_code)
+    except Exception as err:  # the tokenizers library raises a bare Exception
+        raise ModelLoadError(f"cannot load the tokenizer in {p}: {err}") from err
     if tok.pad_token is None:
         if tok.eos_token is None:
             raise ModelLoadError(f"tokenizer in {p} has neither a pad nor an eos token")
@@ -176,7 +255,7 @@ def load_model(
         kwargs["device_map"] = "auto"
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(base, **kwargs)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
         raise ModelLoadError(f"cannot load a causal LM from {base}: {err}") from err
 
     tok_dir = adapter_path if adapter_path is not None and _has_tokenizer(adapter_path) else base
@@ -185,7 +264,10 @@ def load_model(
     if adapter_path is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_path, is_trainable=False)
+        try:
+            model = PeftModel.from_pretrained(model, adapter_path, is_trainable=False)
+        except (OSError, ValueError, KeyError, SafetensorError) as err:
+            raise ModelLoadError(f"cannot load the adapter in {adapter_path}: {err}") from err
     if device is not None and device != "auto":
         model = model.to(device)
     if model.config.pad_token_id is None:

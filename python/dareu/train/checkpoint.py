@@ -8,8 +8,11 @@ saving leaves the previous checkpoint as the latest complete one.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,11 @@ from safetensors.torch import load_file, save_file
 from dareu.cache import atomic_dir, atomic_write_json, is_complete
 
 PREFIX = "step-"
+TORCH_FILES = ("optimizer.pt", "scheduler.pt", "rng.pt")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message names the file."""
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -93,9 +101,36 @@ def list_checkpoints(ckpt_root: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """None if `ckpt` looks resumable, else what is wrong, naming the file. Cheap: reads
+    safetensors headers, zip directories and state.json, not the tensors."""
+    from dareu.models.loading import safetensors_problem
+
+    try:
+        int(json.loads((ckpt / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"{ckpt / 'state.json'}: unreadable ({err})"
+    for f in [ckpt / "trainable.safetensors", *ckpt.glob("*.safetensors")]:
+        problem = safetensors_problem(f)
+        if problem is not None:
+            return f"{f}: {problem}"
+    for name in TORCH_FILES:
+        # torch.save writes a zip archive; anything else (a bare pickle, a truncated file)
+        # would fail in torch.load, or worse
+        if not zipfile.is_zipfile(ckpt / name):
+            return f"{ckpt / name}: not a torch.save archive (missing, truncated or a pickle)"
+    return None
+
+
 def latest_checkpoint(ckpt_root: Path) -> Path | None:
-    found = list_checkpoints(ckpt_root)
-    return found[-1] if found else None
+    """The newest checkpoint that passes `checkpoint_problem`; each newer one that does
+    not is named on stderr, so a corrupt last save does not block --resume."""
+    for ckpt in reversed(list_checkpoints(ckpt_root)):
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            return ckpt
+        print(f"[dareu] skipping checkpoint {ckpt.name}: {problem}", file=sys.stderr, flush=True)
+    return None
 
 
 def load_checkpoint(
@@ -104,10 +139,20 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
 ) -> int:
-    """Restore weights, optimizer, scheduler and RNG from `ckpt`; return the step count."""
-    import json
+    """Restore weights, optimizer, scheduler and RNG from `ckpt`; return the step count.
 
-    weights = load_file(str(ckpt / "trainable.safetensors"))
+    Everything is read before anything is restored, so a CheckpointError (a tampered or
+    unreadable file) leaves the model and optimizer untouched.
+    """
+    try:
+        weights = load_file(str(ckpt / "trainable.safetensors"))
+        saved = {n: torch.load(ckpt / n, weights_only=True) for n in TORCH_FILES}
+        step = int(json.loads((ckpt / "state.json").read_text())["step"])
+    except Exception as err:  # SafetensorError, UnpicklingError, OSError, ...
+        raise CheckpointError(
+            f"--resume: checkpoint {ckpt} cannot be loaded: {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}"
+        ) from err
     params = dict(model.named_parameters())
     expected = {n for n, p in params.items() if p.requires_grad}
     if set(weights) != expected:
@@ -119,7 +164,7 @@ def load_checkpoint(
     with torch.no_grad():
         for n, t in weights.items():
             params[n].copy_(t.to(params[n].device, params[n].dtype))
-    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=True))
-    set_rng_state(torch.load(ckpt / "rng.pt", weights_only=True))
-    return int(json.loads((ckpt / "state.json").read_text())["step"])
+    optimizer.load_state_dict(saved["optimizer.pt"])
+    scheduler.load_state_dict(saved["scheduler.pt"])
+    set_rng_state(saved["rng.pt"])
+    return step
