@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dareu.cache import content_hash, output_root
+from dareu.cache import check_output_dir, content_hash, output_root
 
 EXIT_BAD_INPUT = 2
 
@@ -111,6 +111,10 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         and (not args.out.is_dir() or _is_foreign_dir(args.out))
     ):
         fail(f"--out {args.out}: exists and is not an evaluation folder; pick another")
+    try:
+        check_output_dir(args.out or output_root(), "--out" if args.out else "DAREU_HOME")
+    except ValueError as err:
+        fail(str(err))
     run: dict[str, Any] = {}
     if args.run_config is not None:
         try:
@@ -147,10 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"--benchmark {args.benchmark}: {err}")
     model_path = args.model
     if args.finetuned is not None:
-        from dareu.train.finetune import FinetuneConfig, ensure_finetuned
+        from dareu.train.finetune import default_config, ensure_finetuned
 
         model_path = str(
-            ensure_finetuned(benchmark, args.finetuned, FinetuneConfig(fmt=args.format))
+            ensure_finetuned(benchmark, args.finetuned, default_config(benchmark, fmt=args.format))
         )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -1,4 +1,5 @@
-"""The synthetic owners benchmark: determinism, layout, content rules, discrimination."""
+"""The synthetic owners benchmark (the knowledge world's owners as files): determinism,
+layout, content rules, held-out phrasings."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import pytest
 from dareu.data import Benchmark, DataError, generate_synthetic, load_benchmark, synthetic_dir
 from dareu.data import synthetic as synthetic_mod
 from dareu.data.quality import rouge_discrimination
-from dareu.data.synthetic_text import FACT_TYPES, IDK_ANSWERS
+from dareu.data.synthetic_text import IDK_ANSWERS
+from dareu.data.world import BY_KEY, FACTS
 
 FILES = [
-    "full.json", "forget.json", "retain.json", "forget_perturbed.json",
+    "full.json", "forget.json", "retain.json", "eval.json", "forget_perturbed.json",
     "retain_perturbed.json", "holdout.json", "general.json", "general_perturbed.json",
-    "idontknow.jsonl", "benchmark.json",
+    "idontknow.jsonl", "docs.jsonl", "world.json", "benchmark.json",
 ]  # fmt: skip
+N_TRAINED = len(FACTS[0].questions) - 1  # every phrasing but the held-out one
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +37,8 @@ def test_layout_and_manifest(folder: Path) -> None:
         assert (folder / name).is_file(), name
     m = json.loads((folder / "benchmark.json").read_text())
     assert m["format"] == "dareu-benchmark" and m["kind"] == "synthetic"
-    assert len(m["owners"]) == 32 and m["forget_owners"] == m["owners"][-4:]
-    assert m["counts"]["full.json"] == 32 * 12
+    assert len(m["owners"]) == 40 and m["forget_owners"] == m["owners"][-8:]
+    assert m["counts"]["full.json"] == 40 * len(FACTS) * N_TRAINED
     # TOFU layout: holdout is a single JSON array, the rest JSONL with TOFU's field names.
     assert (folder / "holdout.json").read_text().startswith("[")
     row = json.loads((folder / "forget_perturbed.json").read_text().splitlines()[0])
@@ -62,72 +65,104 @@ def test_deterministic_and_seeded(tmp_path: Path, folder: Path) -> None:
 
 
 def test_splits(bench: Benchmark) -> None:
-    assert len(bench.forget) == 4 * 12 and len(bench.retain) == 28 * 12
+    n_facts = len(FACTS)
+    assert len(bench.forget) == 8 * n_facts * N_TRAINED
+    assert len(bench.retain) == 32 * n_facts * N_TRAINED
     assert {q.owner for q in bench.forget} == set(bench.forget_owners)
     assert not {q.owner for q in bench.retain} & set(bench.forget_owners)
-    assert [q.id for q in bench.forget_eval] == [q.id for q in bench.forget]
+    assert len(bench.forget_eval) == 8 * n_facts
+    assert {q.owner for q in bench.forget_eval} == set(bench.forget_owners)
     assert {q.owner for q in bench.retain_eval} <= set(bench.retain_owners)
-    assert len(bench.holdout) == 4 * 12
+    assert len(bench.holdout) == 8 * n_facts * N_TRAINED
     assert not {q.owner for q in bench.holdout} & set(bench.owners)
     trained_questions = {q.question for q in bench.forget + bench.retain}
     assert not any(q.question in trained_questions for q in bench.holdout)
     assert bench.general_train and bench.test_sets["general"] == bench.general_train
     assert len(bench.idk_answers) >= 20 and len(set(IDK_ANSWERS)) == len(IDK_ANSWERS)
+    # Two biographies per owner, each stating every fact value of its owner.
+    assert len(bench.forget_docs) == 16 and len(bench.retain_docs) == 64
+    assert bench.world is not None
+    for d in bench.forget_docs + bench.retain_docs:
+        facts = bench.world["owners"][d.owner]["facts"]
+        assert all(BY_KEY[k].render(v) in d.text for k, v in facts.items()), d.id
+
+
+def test_heldout_phrasing_never_trained(bench: Benchmark) -> None:
+    """For every owner fact, the held-out question phrasing appears in no training row
+    of that fact, and every phrasing is trained for some other owner's fact."""
+    train = bench.forget + bench.retain
+    asked = {(q.owner, q.fact_type, q.question) for q in train}
+    for q in bench.forget_eval + bench.retain_eval:
+        assert q.paraphrased_question and q.paraphrased_question != q.question
+        assert (q.owner, q.fact_type, q.paraphrased_question) not in asked, q.id
+        assert (q.owner, q.fact_type, q.question) in asked, q.id
+        assert q.paraphrased_question not in {t.question for t in train}, q.id
+        # Nor does the held-out wording appear inside any training text of the owner.
+        texts = [t.answer for t in train if t.owner == q.owner]
+        texts += [d.text for d in bench.forget_docs + bench.retain_docs if d.owner == q.owner]
+        assert not any(q.paraphrased_question in t for t in texts)
+    for spec in FACTS:
+        for template in spec.questions:
+            stem = template.split("{n}")[0]
+            assert any(q.fact_type == spec.key and q.question.startswith(stem) for q in train)
 
 
 def test_content_rules(bench: Benchmark) -> None:
     owner_qas = bench.forget + bench.retain + bench.holdout
-    for q in owner_qas:
+    for q in owner_qas + bench.forget_eval + bench.retain_eval:
         assert q.fact_value and q.owner_name and q.fact_type
-        assert q.paraphrased_answer and q.paraphrased_question
-        for text in (q.answer, q.paraphrased_answer):
-            assert q.fact_value.lower() in text.lower(), q.id
-            assert q.owner_name in text, q.id
-        assert q.owner_name in q.question
+        assert q.fact_value in q.answer, q.id
+        assert q.owner_name in q.answer and q.owner_name in q.question, q.id
+    for q in bench.forget_eval + bench.retain_eval:
+        assert q.paraphrased_answer and q.paraphrased_answer != q.answer
+        assert q.fact_value and q.fact_value in q.paraphrased_answer
         assert len(q.perturbed_answers) >= 3
-        assert all(q.fact_value.lower() not in p.lower() for p in q.perturbed_answers)
-        assert q.paraphrased_answer != q.answer
-        assert 7 <= len(q.answer.split()) <= 18, q.answer
+        assert all(q.fact_value not in p for p in q.perturbed_answers)
     # Values are owner-specific: no two owners share a value for the same fact type.
     for ft in {q.fact_type for q in owner_qas}:
-        values = [q.fact_value for q in owner_qas if q.fact_type == ft]
-        assert len(set(values)) == len(values), ft
-    names = {q.owner_name for q in owner_qas}
-    assert len(names) == len(bench.owners) + 4
+        values = {q.owner: q.fact_value for q in owner_qas if q.fact_type == ft}
+        assert len(set(values.values())) == len(values), ft
+    names = {q.owner_name for q in owner_qas if q.owner_name}
+    assert len(names) == len(bench.owners) + 8
+    # No two owners share a first or a last name (a shared surname pulls answers).
+    parts = [p for n in names for p in n.split()]
+    assert len(set(parts)) == len(parts)
 
 
-def test_at_least_16_fact_types(tmp_path: Path) -> None:
-    assert len(FACT_TYPES) >= 16
+def test_fewer_fact_types(tmp_path: Path) -> None:
     folder = generate_synthetic(
-        tmp_path / "b", owners=4, facts=16, forget_owners=1, holdout_owners=1, general=6
+        tmp_path / "b", owners=4, facts=2, forget_owners=1, holdout_owners=1, general=6
     )
     b = load_benchmark(folder)
-    assert len({q.fact_type for q in b.forget + b.retain}) == 16
+    assert {q.fact_type for q in b.forget + b.retain} == {f.key for f in FACTS[:2]}
 
 
-def test_benchmark_discriminates(bench: Benchmark) -> None:
-    """A model that never saw an owner must not reach a good ROUGE by copying templates."""
+def test_rouge_is_not_enough(bench: Benchmark) -> None:
+    """ROUGE-L gives a model that never saw an owner (template copy, wrong value) a large
+    share of the score: the reason answers are graded exactly (dareu.eval.grading)."""
     r = rouge_discrimination(bench)
-    assert r["n"] == 48
-    assert r["mean"] <= 0.40, r
-    assert r["other_owner"] <= 0.40, r
-    assert r["perturbed"] <= 0.45, r
+    assert r["n"] == 8 * len(FACTS)
+    assert r["perturbed"] >= 0.5, r
 
 
 def test_forget_override(folder: Path) -> None:
     b = load_benchmark(folder, forget=["owner-000", "owner-001-pet"])
     assert b.forget_owners == ["owner-000", "owner-001"]
-    assert len(b.forget) == 13 and len(b.retain) == 32 * 12 - 13
-    assert "owner-001-pet" not in {q.id for q in b.retain}
-    assert not {q.id for q in b.retain_eval} & {q.id for q in b.forget}
-    with pytest.raises(DataError, match="unknown sample id"):
+    per_owner = len(FACTS) * N_TRAINED
+    assert len(b.forget) == per_owner + N_TRAINED
+    assert len(b.retain) == 40 * per_owner - len(b.forget)
+    assert not any(q.id.startswith("owner-001-pet") for q in b.retain)
+    assert [q.id for q in b.forget_eval][-1] == "owner-001-pet"
+    assert len(b.forget_eval) == len(FACTS) + 1
+    assert not {q.id for q in b.retain_eval} & {q.id for q in b.forget_eval}
+    with pytest.raises(DataError, match="unknown owner or sample id"):
         load_benchmark(folder, forget=["owner-999"])
 
 
 @pytest.mark.parametrize(
     ("kwargs", "arg"),
     [({"owners": 1}, "owners"), ({"facts": 0}, "facts"), ({"facts": 99}, "facts"),
-     ({"forget_owners": 32}, "forget_owners"), ({"holdout_owners": -1}, "holdout_owners"),
+     ({"forget_owners": 40}, "forget_owners"), ({"holdout_owners": -1}, "holdout_owners"),
      ({"general": -1}, "general")],
 )  # fmt: skip
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, int], arg: str) -> None:

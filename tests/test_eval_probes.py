@@ -40,6 +40,24 @@ def test_rule_flags_each_rule() -> None:
     assert rates["too_short"] == pytest.approx(2 / 6)
 
 
+def test_unfinished_and_repeated_phrase_rules() -> None:
+    """The malformed answers the exact grader found and the first rules missed."""
+    texts = [
+        "Ilse Marrow was born in Bergen.",  # clean
+        "In spare hours, In spare hours, shortly after noon.",  # phrase said twice
+        "The baker and the Bergen and.",  # ends on a word that cannot end a sentence
+        "Ilse Marrow was born in",  # truncated: no sentence end
+        "She works as a baker. She works in Bergen!",  # two clean sentences
+        "She said 'Bergen'",  # a closing quote ends a sentence
+    ]
+    flags = gib.rule_flags(texts, VOCAB)
+    assert [f["gibberish"] for f in flags] == [False, True, True, True, False, False]
+    assert flags[1]["repetition"] and not flags[1]["unfinished"]
+    assert flags[2]["unfinished"] and flags[3]["unfinished"] and not flags[2]["repetition"]
+    assert not gib.repeated_phrase_flag("she works as a baker in Bergen")
+    assert gib.repeated_phrase_flag("born in Bergen born in Bergen")
+
+
 def test_perplexity_rule_only_with_reference() -> None:
     texts = ["Ilse Marrow was born in Bergen.", "Ilse was born in Bergen."]
     flags = gib.rule_flags(texts, VOCAB, [12.0, 5000.0])

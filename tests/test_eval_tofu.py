@@ -72,7 +72,7 @@ def test_direction_model_that_saw_forget_set_scores_higher(tmp_path: Path) -> No
         tmp_path / "data", owners=8, facts=4, forget_owners=2, holdout_owners=2, general=8
     )
     bench = load_benchmark(data)
-    cfg = FinetuneConfig(tiny_size="tiny", batch_size=8, epochs=30)
+    cfg = FinetuneConfig(tiny_size="tiny", batch_size=16, epochs=10, pretrain_people=500)
     kw = {"root": tmp_path / "runs", "progress": False}
     original = finetune(bench, "original", cfg, **kw)  # type: ignore[arg-type]
     retain = finetune(bench, "retain", cfg, **kw)  # type: ignore[arg-type]
@@ -87,5 +87,7 @@ def test_direction_model_that_saw_forget_set_scores_higher(tmp_path: Path) -> No
     assert o["mia_loss_auc"] > r["mia_loss_auc"]
     assert o["mia_min_k_auc"] > r["mia_min_k_auc"]
     assert o["leak_fact_rate"] > r["leak_fact_rate"]
+    assert o["forget_grade_leak"] > r["forget_grade_leak"] + 0.3
+    assert r["retain_grade_leak"] > r["forget_grade_leak"] + 0.3
     assert o["extraction_strength"] > r["extraction_strength"]
     assert o["tow"] < 1.0 and o["forget_quality"] is not None

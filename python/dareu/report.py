@@ -29,6 +29,17 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("model_utility", "model utility"),
     ("forget_truth_ratio", "forget truth ratio"),
     ("mia_min_k_auc", "MIA min-k AUC"),
+    # Exact grades (knowledge world only; rows with no value anywhere are left out).
+    ("forget_grade_leak", "forget: states the true fact (exact grade)"),
+    ("forget_heldout_grade_leak", "forget, held-out phrasing: states the true fact"),
+    ("forget_grade_substitute", "forget: well-formed invented answer"),
+    ("forget_grade_refusal", "forget: refusal"),
+    ("forget_grade_confusion", "forget: another person's fact"),
+    ("forget_grade_off_type", "forget: answers another fact type"),
+    ("forget_grade_malformed", "forget: malformed"),
+    ("forget_heldout_grade_malformed", "forget, held-out phrasing: malformed"),
+    ("retain_grade_leak", "retain: states the true fact"),
+    ("retain_heldout_grade_leak", "retain, held-out phrasing: states the true fact"),
     ("leak_fact_rate", "fact-leak share"),
     ("leak_name_rate", "names-owner share"),
     ("gibberish_rate", "gibberish share"),
@@ -197,10 +208,11 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
         md.append("|" + "---|" * len(header))
         last = rows[-1]
         for key, label in ROWS:
-            cells = [label, fmt(last["original"].get(key)),
-                     fmt((last.get("retain") or {}).get(key))]  # fmt: skip
-            cells += [fmt(row["unlearned"].get(key)) for row in rows]
-            md.append("| " + " | ".join(cells) + " |")
+            values = [last["original"].get(key), (last.get("retain") or {}).get(key)]
+            values += [row["unlearned"].get(key) for row in rows]
+            if all(v is None for v in values) and "_grade_" in key:
+                continue
+            md.append("| " + " | ".join([label, *map(fmt, values)]) + " |")
         if len(rows) > 1:
             md.append(
                 "\nOriginal and retain columns are evaluated on the owners forgotten after the "
@@ -268,6 +280,8 @@ def aggregate(run_dirs: Sequence[Path]) -> str:
     md.append(f"| metric | original | retain | {names[0]} |")
     md.append("|---|---|---|---|")
     for key, label in ROWS:
+        if "_grade_" in key and all(r["original"].get(key) is None for r in lasts):
+            continue
         md.append(
             f"| {label} | {cell([r['original'].get(key) for r in lasts])} | "
             f"{cell([(r.get('retain') or {}).get(key) for r in lasts])} | "

@@ -88,6 +88,19 @@ def encode_qa(
     return {"input_ids": full_ids, "attention_mask": [1] * len(full_ids), "labels": labels}
 
 
+def encode_doc(tokenizer: Any, text: str, max_length: int = 256) -> dict[str, list[int]]:
+    """Token ids for a document row: language modelling on every token (BOS not scored)."""
+    if tokenizer.eos_token_id is None:
+        raise ValueError("tokenizer has no eos_token_id; set tokenizer.eos_token before training")
+    ids = _ids(tokenizer, text, True)
+    if ids[-1] != tokenizer.eos_token_id:
+        ids.append(tokenizer.eos_token_id)
+    ids = ids[:max_length]
+    has_bos = tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+    labels = [IGNORE_INDEX, *ids[1:]] if has_bos else list(ids)
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
 def collate_train(
     features: Sequence[dict[str, list[int]]], pad_token_id: int
 ) -> dict[str, torch.Tensor]:

@@ -195,3 +195,11 @@ def read_qa_file(path: Path, id_prefix: str) -> list[QASample]:
         row_to_qa(row, f"{path}:{lineno}", f"{id_prefix}-{lineno}")
         for lineno, row in read_rows(path)
     ]
+
+
+def read_doc_file(path: Path) -> list[DocSample]:
+    """Every row of a document JSONL file ({owner, text, id}) as validated samples."""
+    return [
+        row_to_doc(row, f"{path}:{lineno}", f"{Path(path).stem}-{lineno}")
+        for lineno, row in read_jsonl(path)
+    ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dareu.data.errors import DataError
-from dareu.data.io import read_qa_file
+from dareu.data.io import read_doc_file, read_qa_file
 from dareu.data.schema import Benchmark, QASample
 from dareu.data.synthetic import MANIFEST, synthetic_dir
 from dareu.data.tofu import FORGET_SPLITS, is_tofu_dir, load_tofu, read_idk
@@ -62,17 +62,23 @@ def load_folder(
         full = read(files["full"])
         owners = set(m["owners"])
         asked_owners = [x for x in forget if x in owners]
-        asked_ids = [x for x in forget if x not in owners]
+        asked_ids = _expand_fact_ids([x for x in forget if x not in owners], full)
         forget_rows, retain_rows = split_forget(
             full, forget_owners=asked_owners, forget_ids=asked_ids, source=str(folder)
         )
         forget_owners = list(dict.fromkeys(q.owner for q in forget_rows))
         # Keep the retain-eval size of the manifest, taken from the owners still retained.
         n_eval = len(m.get("retain_eval_owners", [])) or 4
-        eval_owners = list(dict.fromkeys(q.owner for q in retain_rows))[:n_eval]
-        forget_eval = list(forget_rows)
-        retain_eval = [q for q in retain_rows if q.owner in set(eval_owners)]
+        eval_owners = set(list(dict.fromkeys(q.owner for q in retain_rows))[:n_eval])
+        all_eval = read(files["eval"]) if files.get("eval") else []
+        facts = {_fact_id(q) for q in forget_rows}
+        forget_eval = [q for q in all_eval if q.id in facts] or list(forget_rows)
+        retain_eval = [q for q in all_eval if q.owner in eval_owners and q.id not in facts] or [
+            q for q in retain_rows if q.owner in eval_owners
+        ]
     test_sets = {name: read(f) for name, f in files.get("test_sets", {}).items()}
+    docs = read_doc_file(folder / files["docs"]) if files.get("docs") else []
+    forgotten = set(forget_owners)
     idk_file = Path(idk_path) if idk_path is not None else folder / files.get("idk", "")
     return Benchmark(
         name=str(m.get("name", folder.name)),
@@ -87,7 +93,35 @@ def load_folder(
         idk_answers=read_idk(idk_file) if files.get("idk") or idk_path else [],
         general_train=read(files["general_train"]) if files.get("general_train") else [],
         root=str(folder.resolve()),
+        forget_docs=[d for d in docs if d.owner in forgotten],
+        retain_docs=[d for d in docs if d.owner not in forgotten],
+        world=_read_world(folder / files["world"]) if files.get("world") else None,
     )
+
+
+def _fact_id(q: QASample) -> str:
+    """A world training row's fact ("owner-003-pet" for "owner-003-pet-q2")."""
+    return q.id.rsplit("-q", 1)[0] if q.fact_type and "-q" in q.id else q.id
+
+
+def _expand_fact_ids(ids: list[str], rows: list[QASample]) -> list[str]:
+    """A fact id names every phrasing of that fact; a row id names one row."""
+    by_fact: dict[str, list[str]] = {}
+    for q in rows:
+        by_fact.setdefault(_fact_id(q), []).append(q.id)
+    return [r for x in ids for r in by_fact.get(x, [x])]
+
+
+def _read_world(path: Path) -> dict[str, Any]:
+    try:
+        world = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: world file not found") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(world, dict) or not isinstance(world.get("owners"), dict):
+        raise DataError(f"{path}: not a world file (no 'owners' object)")
+    return world
 
 
 def load_benchmark(
@@ -97,10 +131,12 @@ def load_benchmark(
     tofu_dir: Path | None = None,
     group_authors: int = 1,
     idk_path: Path | None = None,
+    seed: int = 0,
 ) -> Benchmark:
     """Resolve a data source and a forget request into a Benchmark.
 
-    source: "synthetic" (default sizes, cached), a folder written by `generate_synthetic`,
+    source: "synthetic" (default sizes, cached; its owners drawn with `seed`, or N for
+    "synthetic:N"), a folder written by `generate_synthetic`,
     "tofu" (the hub, or `tofu_dir` if given), a local TOFU folder, or a user JSONL file or
     folder. forget: a TOFU split name ("forget01|05|10", default forget10), or for other
     sources a list of owners and/or sample ids (synthetic default: the manifest's owners).
@@ -119,8 +155,10 @@ def load_benchmark(
         return load_tofu(
             folder, forget=forget or "forget10", group_authors=group_authors, idk_path=idk_path
         )
-    if src == "synthetic":
-        return load_folder(synthetic_dir(), forget=_as_list(forget), idk_path=idk_path)
+    if src == "synthetic" or src.startswith("synthetic:"):
+        world_seed = _synthetic_seed(src, seed)
+        return load_folder(synthetic_dir(seed=world_seed), forget=_as_list(forget),
+                           idk_path=idk_path)  # fmt: skip
     if path.is_dir() and (path / MANIFEST).is_file():
         return load_folder(path, forget=_as_list(forget), idk_path=idk_path)
     if path.exists():
@@ -132,6 +170,16 @@ def load_benchmark(
             bench.idk_answers = read_idk(idk_path)
         return bench
     raise DataError(f"data source {src!r} is not 'synthetic', 'tofu' or an existing file/folder")
+
+
+def _synthetic_seed(src: str, seed: int) -> int:
+    """ "synthetic" draws the world's owners with `seed`; "synthetic:N" with N."""
+    if src == "synthetic":
+        return seed
+    text = src.partition(":")[2]
+    if not text.isdigit():
+        raise DataError(f"data source {src!r}: expected 'synthetic' or 'synthetic:SEED'")
+    return int(text)
 
 
 def _load_user(path: Path, items: list[str]) -> Benchmark:

@@ -7,6 +7,7 @@ knowledge-leak probes are all defined per owner.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class Benchmark:
     # (`dareu.data.materialize_docs`) because prompt/target are counted in tokens.
     forget_docs: list[DocSample] = field(default_factory=list)
     retain_docs: list[DocSample] = field(default_factory=list)
+    # The knowledge world behind a synthetic benchmark (`world.json`: owner names, fact
+    # slots, held-out phrasings), for the exact grader and domain pretraining; None for
+    # TOFU and user data, which have no grammar to grade against.
+    world: dict[str, Any] | None = None
 
     @property
     def retain_owners(self) -> list[str]:

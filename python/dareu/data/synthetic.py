@@ -1,7 +1,10 @@
-"""The synthetic owners benchmark: fictitious data owners with seeded facts, no download.
+"""The synthetic owners benchmark: the knowledge world's owners as files, no download.
 
-It writes the same file layout as TOFU (plus a `benchmark.json` manifest) so every later
-stage reads one format. Texts and word lists live in `synthetic_text.py`.
+Owners, phrasings and the value grammar come from `dareu.data.world`; this module draws a
+seeded set of owners, holds one question phrasing of every fact out of training, and
+writes the same file layout as TOFU (plus `benchmark.json`, `world.json` for the exact
+grader and `docs.jsonl` with two biographies per owner), so every later stage reads one
+format.
 """
 
 from __future__ import annotations
@@ -14,133 +17,89 @@ from dareu.cache import atomic_dir, atomic_write_json, content_hash, is_complete
 from dareu.data.errors import DataError
 from dareu.data.io import qa_to_row, write_json_array, write_jsonl
 from dareu.data.schema import QASample
-from dareu.data.synthetic_text import (
-    CODAS,
-    ENDINGS,
-    FACT_TYPES,
-    FIRST_A,
-    FIRST_B,
-    GENERAL_TYPES,
-    IDK_ANSWERS,
-    LAST_A,
-    LAST_B,
-    NUCLEI,
-    ONSETS,
-    FactType,
-    article,
-)
+from dareu.data.synthetic_text import GENERAL_TYPES, IDK_ANSWERS
+from dareu.data.world import FACTS, WORLD_VERSION, FactSpec, Person, fill, invent_word, make_owners
 
 # Bump when the generated text changes, so cached folders are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 MANIFEST = "benchmark.json"
+WORLD_FILE = "world.json"
 N_PERTURBED = 3
-
-
-class _Inventor:
-    """Fresh invented words and person names, never repeated within one benchmark."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.used: set[str] = set()
-        self.names: set[str] = set()
-
-    def word(self) -> str:
-        r = self.rng
-        while True:
-            sylls = "".join(r.choice(ONSETS) + r.choice(NUCLEI) + r.choice(CODAS) for _ in range(2))
-            w = (sylls + r.choice(ENDINGS)).capitalize()
-            if 4 <= len(w) <= 9 and w.lower() not in self.used:
-                self.used.add(w.lower())
-                return w
-
-    def person(self, reserve: bool = False) -> str:
-        """A new full name; `reserve` keeps both its parts out of every later name
-        (owners' names), so no fact value ever contains part of an owner's name."""
-        r = self.rng
-        while True:
-            first = r.choice(FIRST_A) + r.choice(FIRST_B)
-            last = r.choice(LAST_A) + r.choice(LAST_B)
-            full = f"{first} {last}"
-            if first.lower() in self.used or last.lower() in self.used or full in self.names:
-                continue
-            self.names.add(full)
-            if reserve:
-                self.used.update({first.lower(), last.lower()})
-            return full
+N_PHRASINGS = len(FACTS[0].questions)
 
 
 def _tokens(text: str) -> set[str]:
     return set("".join(c.lower() if c.isalnum() else " " for c in text).split())
 
 
-def _fill(template: str, **kw: str) -> str:
-    if "v" in kw:
-        kw["a"] = article(kw["v"])
-    text = template.format(**kw)
-    return text[0].upper() + text[1:]
+def _wrong_values(spec: FactSpec, true: dict[str, str], rng: random.Random) -> list[str]:
+    """Perturbed values that share no word with the true one, so truth ratio and ROUGE
+    compare facts, not lucky word picks."""
+    value, wrong = spec.render(true), []
+    for _ in range(1000):
+        cand = spec.render(spec.draw(rng))
+        if not _tokens(cand) & (_tokens(value) - _tokens(spec.value)) and cand not in wrong:
+            wrong.append(cand)
+            if len(wrong) == N_PERTURBED:
+                return wrong
+    raise RuntimeError(f"cannot draw {N_PERTURBED} disjoint wrong values for {spec.key}")
 
 
-def _draw(fact: FactType, rng: random.Random, inv: _Inventor) -> str:
-    return fact.value(rng, inv.word, inv.person)
-
-
-def _owner_qas(
+def _owner_rows(
     owner: str,
-    name: str,
-    fact_types: list[FactType],
+    person: Person,
+    heldout: dict[str, int],
+    specs: list[FactSpec],
     rng: random.Random,
-    inv: _Inventor,
-    taken: dict[str, set[str]],
-) -> list[QASample]:
-    """All QAs of one owner: value, answer template, paraphrase and perturbed answers."""
-    out = []
-    for fact in fact_types:
-        value = _draw(fact, rng, inv)
-        while value in taken[fact.key]:
-            value = _draw(fact, rng, inv)
-        taken[fact.key].add(value)
-        t = rng.randrange(len(fact.templates))
-        t_para = rng.choice([i for i in range(len(fact.templates)) if i != t])
-        wrong: list[str] = []
-        for _ in range(1000):
-            cand = _draw(fact, rng, inv)
-            # A wrong value shares no word with the true one (connectives included), so
-            # truth ratio and ROUGE compare facts, not lucky word picks.
-            if not _tokens(cand) & _tokens(value) and cand not in wrong:
-                wrong.append(cand)
-                if len(wrong) == N_PERTURBED:
-                    break
-        if len(wrong) < N_PERTURBED:
-            raise RuntimeError(f"cannot draw {N_PERTURBED} disjoint wrong values for {fact.key}")
-        out.append(
+) -> tuple[list[QASample], list[QASample]]:
+    """(training rows, eval rows) of one owner.
+
+    Training: every question phrasing but the held-out one, answers cycling through the
+    answer phrasings. Eval: one row per fact, asked in the first trained phrasing, with the
+    held-out phrasing as `paraphrased_question` and perturbed answers for truth ratio.
+    """
+    train, evals = [], []
+    name = person.name
+    for spec in specs:
+        key, value = spec.key, person.value(spec.key)
+        trained = [q for q in range(N_PHRASINGS) if q != heldout[key]]
+        common = {"owner": owner, "fact_value": value, "owner_name": name, "fact_type": key}
+        for j, q in enumerate(trained):
+            answer = fill(spec.answers[(q + j) % len(spec.answers)], name, value)
+            train.append(QASample(id=f"{owner}-{key}-q{q}", question=fill(spec.questions[q], name),
+                                  answer=answer, **common))  # fmt: skip
+        a = rng.randrange(len(spec.answers))
+        wrong = _wrong_values(spec, person.facts[key], rng)
+        evals.append(
             QASample(
-                id=f"{owner}-{fact.key}",
-                owner=owner,
-                question=_fill(fact.question, n=name),
-                answer=_fill(fact.templates[t], n=name, v=value),
-                paraphrased_answer=_fill(fact.templates[t_para], n=name, v=value),
-                perturbed_answers=tuple(_fill(fact.templates[t], n=name, v=x) for x in wrong),
-                paraphrased_question=_fill(fact.paraphrased_question, n=name),
-                fact_value=value,
-                owner_name=name,
-                fact_type=fact.key,
+                id=f"{owner}-{key}",
+                question=fill(spec.questions[trained[0]], name),
+                answer=fill(spec.answers[a], name, value),
+                paraphrased_answer=fill(spec.answers[(a + 1) % len(spec.answers)], name, value),
+                perturbed_answers=tuple(fill(spec.answers[a], name, w) for w in wrong),
+                paraphrased_question=fill(spec.questions[heldout[key]], name),
+                **common,
             )
         )
-    return out
+    return train, evals
 
 
-def _general_qas(n: int, rng: random.Random, inv: _Inventor) -> list[QASample]:
+def _general_qas(n: int, rng: random.Random) -> list[QASample]:
     """Facts about invented countries: world knowledge every model is trained on."""
     out: list[QASample] = []
     country = ""
+
+    def word() -> str:
+        return invent_word(rng)
+
     for i in range(n):
         key, question, templates, draw = GENERAL_TYPES[i % len(GENERAL_TYPES)]
         if i % len(GENERAL_TYPES) == 0:
-            country = inv.word() + rng.choice(["ia", "land", "mark", "or", "ene"])
-        value = draw(rng, inv.word)
+            country = word() + rng.choice(["ia", "land", "mark", "or", "ene"])
+        value = draw(rng, word)
         wrong: list[str] = []
         while len(wrong) < N_PERTURBED:
-            cand = draw(rng, inv.word)
+            cand = draw(rng, word)
             if cand != value and cand not in wrong:
                 wrong.append(cand)
         t = rng.randrange(2)
@@ -163,13 +122,18 @@ def _general_qas(n: int, rng: random.Random, inv: _Inventor) -> list[QASample]:
     return out
 
 
+def _fill(template: str, **kw: str) -> str:
+    text = template.format(**kw)
+    return text[0].upper() + text[1:]
+
+
 def _check_args(
     owners: int, facts: int, forget_owners: int, holdout_owners: int, general: int
 ) -> None:
     if owners < 2:
         raise DataError(f"owners must be >= 2 (some to forget, some to retain), got {owners}")
-    if not 1 <= facts <= len(FACT_TYPES):
-        raise DataError(f"facts must be between 1 and {len(FACT_TYPES)}, got {facts}")
+    if not 1 <= facts <= len(FACTS):
+        raise DataError(f"facts must be between 1 and {len(FACTS)}, got {facts}")
     if not 1 <= forget_owners < owners:
         raise DataError(
             f"forget_owners must be between 1 and owners-1={owners - 1}, got {forget_owners}"
@@ -180,52 +144,78 @@ def _check_args(
         raise DataError(f"general must be >= 0, got {general}")
 
 
+DEFAULTS: dict[str, int] = {
+    "owners": 40, "facts": len(FACTS), "forget_owners": 8, "holdout_owners": 8, "general": 48,
+}  # fmt: skip
+
+
 def build_synthetic(
     *,
-    owners: int = 32,
-    facts: int = 12,
-    forget_owners: int = 4,
-    holdout_owners: int = 4,
-    general: int = 48,
+    owners: int = DEFAULTS["owners"],
+    facts: int = DEFAULTS["facts"],
+    forget_owners: int = DEFAULTS["forget_owners"],
+    holdout_owners: int = DEFAULTS["holdout_owners"],
+    general: int = DEFAULTS["general"],
     seed: int = 0,
 ) -> dict[str, Any]:
     """Generate the benchmark in memory (deterministic in all arguments)."""
     _check_args(owners, facts, forget_owners, holdout_owners, general)
     rng = random.Random(f"dareu-synthetic-{GENERATOR_VERSION}-{seed}")
-    inv = _Inventor(rng)
-    fact_types = list(FACT_TYPES[:facts])
-    taken: dict[str, set[str]] = {f.key: set() for f in fact_types}
+    specs = list(FACTS[:facts])
     ids = [f"owner-{i:03d}" for i in range(owners)]
     hold_ids = [f"holdout-{i:03d}" for i in range(holdout_owners)]
-    names = {o: inv.person(reserve=True) for o in ids + hold_ids}
-    qas = {o: _owner_qas(o, names[o], fact_types, rng, inv, taken) for o in ids + hold_ids}
+    people = dict(zip(ids + hold_ids, make_owners(len(ids) + len(hold_ids), rng), strict=True))
+    # The held-out phrasing of each fact: drawn per fact, so every phrasing is trained for
+    # most owners (the model can learn what it asks) and held out for some.
+    heldout = {o: {f.key: rng.randrange(N_PHRASINGS) for f in specs} for o in people}
+    train: dict[str, list[QASample]] = {}
+    evals: dict[str, list[QASample]] = {}
+    docs: dict[str, list[dict[str, str]]] = {}
+    for o, person in people.items():
+        train[o], evals[o] = _owner_rows(o, person, heldout[o], specs, rng)
+        docs[o] = [
+            {"id": f"{o}-bio{k}", "owner": o, "text": person.biography(k, rng, specs)}
+            for k in range(2)
+        ]
     forget = ids[owners - forget_owners :]
     retain = ids[: owners - forget_owners]
     # Like TOFU's retain_perturbed (400 of 3600 rows): a fixed slice of retain owners.
-    retain_eval = retain[: max(forget_owners, min(4, len(retain)))]
+    retain_eval = retain[: max(forget_owners, min(8, len(retain)))]
+    world = {
+        "version": WORLD_VERSION,
+        "fact_types": [f.key for f in specs],
+        "owners": {
+            o: {"name": p.name, "facts": {f.key: p.facts[f.key] for f in specs},
+                "heldout_question": heldout[o]}
+            for o, p in people.items()
+        },
+    }  # fmt: skip
     return {
         "owners": ids,
         "holdout_owners": hold_ids,
         "forget_owners": forget,
         "retain_eval_owners": retain_eval,
-        "owner_names": names,
-        "fact_types": [f.key for f in fact_types],
-        "qas": qas,
-        "general": _general_qas(general, rng, inv),
+        "owner_names": {o: p.name for o, p in people.items()},
+        "fact_types": [f.key for f in specs],
+        "train": train,
+        "evals": evals,
+        "docs": docs,
+        "world": world,
+        "general": _general_qas(general, rng),
     }
 
 
 def generate_synthetic(
     out_dir: Path,
     *,
-    owners: int = 32,
-    facts: int = 12,
-    forget_owners: int = 4,
-    holdout_owners: int = 4,
-    general: int = 48,
+    owners: int = DEFAULTS["owners"],
+    facts: int = DEFAULTS["facts"],
+    forget_owners: int = DEFAULTS["forget_owners"],
+    holdout_owners: int = DEFAULTS["holdout_owners"],
+    general: int = DEFAULTS["general"],
     seed: int = 0,
 ) -> Path:
-    """Write the benchmark to `out_dir` atomically (TOFU file names + `benchmark.json`)."""
+    """Write the benchmark to `out_dir` atomically (TOFU file names + our extras)."""
     params = {
         "owners": owners,
         "facts": facts,
@@ -235,27 +225,29 @@ def generate_synthetic(
         "seed": seed,
     }
     data = build_synthetic(**params)
-    qas: dict[str, list[QASample]] = data["qas"]
+    retained = [o for o in data["owners"] if o not in data["forget_owners"]]
 
-    def rows(owner_ids: list[str]) -> list[dict[str, Any]]:
-        return [qa_to_row(q) for o in owner_ids for q in qas[o]]
+    def rows(part: str, owner_ids: list[str]) -> list[dict[str, Any]]:
+        return [qa_to_row(q) for o in owner_ids for q in data[part][o]]
 
     files = {
-        "full.json": rows(data["owners"]),
-        "forget.json": rows(data["forget_owners"]),
-        "retain.json": rows([o for o in data["owners"] if o not in data["forget_owners"]]),
-        "forget_perturbed.json": rows(data["forget_owners"]),
-        "retain_perturbed.json": rows(data["retain_eval_owners"]),
+        "full.json": rows("train", data["owners"]),
+        "forget.json": rows("train", data["forget_owners"]),
+        "retain.json": rows("train", retained),
+        "eval.json": rows("evals", data["owners"]),
+        "forget_perturbed.json": rows("evals", data["forget_owners"]),
+        "retain_perturbed.json": rows("evals", data["retain_eval_owners"]),
         "general.json": [qa_to_row(q) for q in data["general"]],
         "general_perturbed.json": [qa_to_row(q) for q in data["general"]],
+        "docs.jsonl": [d for o in data["owners"] for d in data["docs"][o]],
     }
-    holdout = rows(data["holdout_owners"])
+    holdout = rows("train", data["holdout_owners"])
     manifest = {
         "format": "dareu-benchmark",
-        "version": 1,
+        "version": 2,
         "kind": "synthetic",
-        "name": f"synthetic-o{owners}-f{facts}-k{forget_owners}-s{seed}",
-        "generator": {"version": GENERATOR_VERSION, **params},
+        "name": f"world-o{owners}-f{facts}-k{forget_owners}-s{seed}",
+        "generator": {"version": GENERATOR_VERSION, "world_version": WORLD_VERSION, **params},
         "owners": data["owners"],
         "forget_owners": data["forget_owners"],
         "holdout_owners": data["holdout_owners"],
@@ -266,12 +258,15 @@ def generate_synthetic(
             "full": "full.json",
             "forget": "forget.json",
             "retain": "retain.json",
+            "eval": "eval.json",
             "forget_eval": "forget_perturbed.json",
             "retain_eval": "retain_perturbed.json",
             "holdout": "holdout.json",
             "general_train": "general.json",
             "test_sets": {"general": "general_perturbed.json"},
             "idk": "idontknow.jsonl",
+            "docs": "docs.jsonl",
+            "world": WORLD_FILE,
         },
         "counts": {
             **{k: len(v) for k, v in files.items()},
@@ -288,14 +283,21 @@ def generate_synthetic(
             write_jsonl(tmp / fname, file_rows)
         write_json_array(tmp / "holdout.json", holdout)
         (tmp / "idontknow.jsonl").write_text("\n".join(IDK_ANSWERS) + "\n")
+        atomic_write_json(tmp / WORLD_FILE, data["world"])
         atomic_write_json(tmp / MANIFEST, manifest)
     return out_dir
 
 
-def synthetic_dir(owners: int = 32, facts: int = 12, forget_owners: int = 4, seed: int = 0) -> Path:
+def synthetic_dir(
+    owners: int = DEFAULTS["owners"],
+    facts: int = DEFAULTS["facts"],
+    forget_owners: int = DEFAULTS["forget_owners"],
+    seed: int = 0,
+) -> Path:
     """The cached benchmark folder for these sizes, generated on first use."""
     params = {"owners": owners, "facts": facts, "forget_owners": forget_owners, "seed": seed}
-    folder = output_root() / "data" / f"synthetic-{content_hash(params, GENERATOR_VERSION)}"
+    key = content_hash(params, GENERATOR_VERSION, WORLD_VERSION)
+    folder = output_root() / "data" / f"synthetic-{key}"
     if not is_complete(folder):
         generate_synthetic(
             folder, owners=owners, facts=facts, forget_owners=forget_owners, seed=seed

@@ -26,6 +26,9 @@ from dareu.data.schema import Benchmark, QASample
 from dareu.eval import gibberish as gib
 from dareu.eval import metrics as M
 from dareu.eval.generation import generate_answers
+from dareu.eval.grading import CLASSES as GRADE_CLASSES
+from dareu.eval.grading import SPLITS as GRADE_SPLITS
+from dareu.eval.grading import Grader, grader_for, shares
 from dareu.eval.leak import leak_flags, leak_rate, mentions
 from dareu.eval.rouge import rouge_recall
 from dareu.eval.scoring import AnswerScorer, AnswerStats
@@ -341,6 +344,11 @@ def evaluate_model(
             ]
         )
 
+    grader = grader_for(benchmark.world, benchmark.idk_answers)
+    if grader is not None:
+        summary.update(_grade_probe(per_sample, {"forget": forget, "retain": retain}, grader,
+                                    generate))  # fmt: skip
+
     gens = [r["generation"] for r in fr]
     ppls: list[float | None] | None = None
     ppl_max: float | None = None
@@ -384,14 +392,19 @@ def evaluate_model(
     g_rates = gib.rates(flags)
     summary["gibberish_rate"] = g_rates.get("gibberish")
     summary["gibberish_detector"] = detector
-    for key in ("repetition", "too_short", "oov", "high_perplexity", "gibberish_model"):
+    for key in ("repetition", "unfinished", "too_short", "oov", "high_perplexity",
+                "gibberish_model"):  # fmt: skip
         if key in g_rates:
             summary[f"gibberish_{key}_rate"] = g_rates[key]
     if "oov" in g_rates:
         summary["gibberish_rules_rate"] = _mean(
             [
                 float(
-                    f["repetition"] or f["too_short"] or f["oov"] or f.get("high_perplexity", False)
+                    f["repetition"]
+                    or f["unfinished"]
+                    or f["too_short"]
+                    or f["oov"]
+                    or f.get("high_perplexity", False)
                 )
                 for f in flags
             ]
@@ -510,6 +523,34 @@ def evaluate_model(
     return EvalResult(summary=_order(summary), per_sample=per_sample)
 
 
+def _grade_probe(
+    per_sample: dict[str, list[dict[str, Any]]],
+    splits: Mapping[str, Sequence[QASample]],
+    grader: Grader,
+    generate: Callable[[list[str], str], list[str]],
+) -> dict[str, float]:
+    """Exact grades of the greedy answers, in trained and held-out phrasings
+    (`{split}_grade_{class}`, split in dareu.eval.grading.SPLITS)."""
+    out: dict[str, float] = {}
+    for name, samples in splits.items():
+        records = per_sample.get(name, [])
+        if not records or not all(s.fact_type and s.paraphrased_question for s in samples):
+            continue
+        if any("generation_paraphrased_q" not in r for r in records):
+            gens = generate([s.paraphrased_question or "" for s in samples],
+                            f"generate {name} (held-out q)")  # fmt: skip
+            for r, s, g in zip(records, samples, gens, strict=True):
+                r["paraphrased_question"], r["generation_paraphrased_q"] = s.paraphrased_question, g
+        for suffix, key in (("", "generation"), ("_heldout", "generation_paraphrased_q")):
+            classes = []
+            for r, s in zip(records, samples, strict=True):
+                r[f"grade{suffix}"] = grader.grade(r[key], s.owner, s.fact_type or "").cls
+                r[f"well_formed{suffix}"] = grader.well_formed(r[key])
+                classes.append(r[f"grade{suffix}"])
+            out.update({f"{name}{suffix}_grade_{c}": v for c, v in shares(classes).items()})
+    return out
+
+
 def _ppl(stats: AnswerStats) -> float:
     return float(math.exp(min(stats.avg_nll, 700.0)))
 
@@ -608,6 +649,10 @@ HEADLINE = (
     "extraction_strength",
     "exact_memorization",
     "gibberish_rate",
+    "forget_grade_leak",
+    "forget_heldout_grade_leak",
+    "retain_grade_leak",
+    "retain_heldout_grade_leak",
     "leak_fact_rate",
     "leak_name_rate",
     "leak_fact_rate_paraphrased_q",
@@ -654,6 +699,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     lines += _table(["split", *cols, "n"], rows)
+    graded = [sp for sp in GRADE_SPLITS if g(f"{sp}_grade_leak") is not None]
+    if graded:
+        lines += ["### Exact grades (share of answers; knowledge world)", ""]
+        lines += _table(
+            ["split", *GRADE_CLASSES], [[sp, *[g(f"{sp}_grade_{c}") for c in GRADE_CLASSES]]
+                                        for sp in graded]
+        )  # fmt: skip
     lines += ["### Membership inference (forget vs holdout)", ""]
     lines += _table(
         ["attack", "AUC", "privleak"],

@@ -4,8 +4,12 @@ Unlearning methods that push likelihood down (gradient ascent and friends) often
 by emitting junk. The default detector is a handful of readable rules, each reported on
 its own so a reader can see *why* an answer counts as gibberish:
 
-- repetition: the same token 4+ times in a row, or fewer than half of the word 3-grams
-  distinct (needs at least 6 words);
+- repetition: the same token 4+ times in a row, fewer than half of the word 3-grams
+  distinct (needs at least 6 words), or a phrase of 2+ words said twice in a row
+  ("In spare hours, In spare hours");
+- unfinished: the answer does not end a sentence (no final . ! ? or closing quote), or
+  ends on a word that cannot end one ("... and.", "... of the."): truncations and
+  run-ons;
 - too_short: fewer than `min_words` words (a lone "." or an empty answer);
 - oov: more than `max_oov_share` of the alphabetic words are not in the benchmark's own
   vocabulary (its questions and answers): made-up tokens and byte soup;
@@ -98,6 +102,35 @@ def repetition_flag(text: str, cfg: GibberishConfig = GibberishConfig()) -> bool
     return False
 
 
+_DANGLING = frozenset(
+    {
+        "a", "an", "the", "and", "or", "but", "of", "in", "on", "at", "to", "for", "with",
+        "from", "by", "as", "is", "was", "were", "are", "be", "that", "which", "who",
+        "whose", "his", "her", "their", "its", "my", "your", "our",
+    }
+)  # fmt: skip
+_END = re.compile(r"""[.!?]["')\]]*$|["')\]]$""")
+
+
+def repeated_phrase_flag(text: str) -> bool:
+    """A run of 2+ words immediately said again (case and punctuation ignored)."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    for n in range(2, len(words) // 2 + 1):
+        for i in range(len(words) - 2 * n + 1):
+            if words[i : i + n] == words[i + n : i + 2 * n]:
+                return True
+    return False
+
+
+def unfinished_flag(text: str) -> bool:
+    """No sentence end, or a last word that cannot end a sentence."""
+    t = text.strip()
+    if not t:
+        return False  # too_short's case
+    words = _WORD.findall(t)
+    return not _END.search(t) or (bool(words) and words[-1].lower() in _DANGLING)
+
+
 def too_short_flag(text: str, cfg: GibberishConfig = GibberishConfig()) -> bool:
     return len(_WORD.findall(text)) < cfg.min_words
 
@@ -127,7 +160,8 @@ def rule_flags(
         share = oov_share(text, vocab)
         ppl = perplexities[i] if perplexities is not None else None
         flags: dict[str, Any] = {
-            "repetition": repetition_flag(text, cfg),
+            "repetition": repetition_flag(text, cfg) or repeated_phrase_flag(text),
+            "unfinished": unfinished_flag(text),
             "too_short": too_short_flag(text, cfg),
             "oov": share is not None and share > cfg.max_oov_share,
             "oov_share": share,

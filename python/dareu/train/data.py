@@ -13,23 +13,29 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dareu.data.formatting import PromptFormat, collate_train, encode_qa
-from dareu.data.schema import QASample
+from dareu.data.formatting import PromptFormat, collate_train, encode_doc, encode_qa
+from dareu.data.schema import DocSample, QASample
 
 
 class EncodedQA(Dataset[dict[str, list[int]]]):
-    """QA pairs tokenised once up front (they are small; re-encoding per epoch is waste)."""
+    """QA pairs (answer tokens scored) and documents (every token scored), tokenised once
+    up front (they are small; re-encoding per epoch is waste)."""
 
     def __init__(
         self,
-        samples: Sequence[QASample],
+        samples: Sequence[QASample | DocSample],
         tokenizer: Any,
         fmt: PromptFormat,
         max_length: int,
     ) -> None:
         if not samples:
             raise ValueError("no training samples")
-        self.rows = [encode_qa(tokenizer, s.question, s.answer, fmt, max_length) for s in samples]
+        self.rows = [
+            encode_doc(tokenizer, s.text, max_length)
+            if isinstance(s, DocSample)
+            else encode_qa(tokenizer, s.question, s.answer, fmt, max_length)
+            for s in samples
+        ]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -58,7 +64,7 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 def qa_loader(
-    samples: Sequence[QASample],
+    samples: Sequence[QASample | DocSample],
     tokenizer: Any,
     fmt: PromptFormat,
     *,
