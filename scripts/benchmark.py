@@ -40,8 +40,16 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("FQ", "forget_quality", 1.0),
     ("MU", "model_utility", 1.0),
     ("gibberish %", "gibberish_rate", 100.0),
-    ("fact leak %", "leak_fact_rate", 100.0),
-    ("fact leak % (para q)", "leak_fact_rate_paraphrased_q", 100.0),
+    # Exact grades on the knowledge world (dareu.eval.grading); absent elsewhere.
+    ("F leak %", "forget_grade_leak", 100.0),
+    ("F held-out leak %", "forget_heldout_grade_leak", 100.0),
+    ("F substitute %", "forget_grade_substitute", 100.0),
+    ("F refusal %", "forget_grade_refusal", 100.0),
+    ("F confusion %", "forget_grade_confusion", 100.0),
+    ("F malformed %", "forget_grade_malformed", 100.0),
+    ("R correct %", "retain_grade_leak", 100.0),
+    ("R held-out correct %", "retain_heldout_grade_leak", 100.0),
+    ("R malformed %", "retain_grade_malformed", 100.0),
     ("name leak %", "leak_name_rate", 100.0),
     ("attr score", "forget_attr_score", 1.0),
     ("resp len", "forget_resp_len", 1.0),
@@ -127,6 +135,9 @@ def parse_kv(items: list[str], *, need_method: bool, flag: str) -> dict[str, dic
 
 def plan(a: argparse.Namespace) -> dict[str, Any]:
     """Validate every argument before any compute (ValueError names the flag)."""
+    import dataclasses
+
+    from dareu.cache import check_output_dir
     from dareu.data.formatting import check_format
     from dareu.methods import METHOD_NAMES, UnlearnConfig
     from dareu.models.loading import check_model_path
@@ -168,11 +179,20 @@ def plan(a: argparse.Namespace) -> dict[str, Any]:
         )
     hparams = parse_kv(a.hparam, need_method=True, flag="--hparam")
     train = parse_kv(a.train, need_method=False, flag="--train")
+    settings = {f.name for f in dataclasses.fields(UnlearnConfig)}
+    for m, values in train.items():
+        unknown = sorted(set(values) - settings)
+        if unknown:
+            raise ValueError(f"--train: unknown setting(s) {unknown} for {m}")
     for m in methods:  # unknown hyperparameter or setting names fail now, not mid-run
         if m.lower() in METHOD_NAMES:
             cfg = UnlearnConfig(method=m, model=a.model, hparams=hparams.get(m.lower(), {}),
                                 **{**train.get("*", {}), **train.get(m.lower(), {})})  # fmt: skip
-            cfg.resolved()
+            try:
+                cfg.validate()
+            except TypeError as err:  # e.g. lr="abc" compared with a number
+                raise ValueError(f"--train/--hparam for {m}: {err}") from None
+    check_output_dir(bench_dir(a), "--out")
     if a.eval_max_samples is not None and a.eval_max_samples < 1:
         raise ValueError("--eval-max-samples must be >= 1")
     return {"methods": [m.lower() for m in methods], "seeds": seeds, "forgets": forgets,
@@ -371,11 +391,58 @@ def plot(agg: list[dict[str, Any]], out: Path) -> Path | None:
     return out
 
 
+def detector_agreement(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The gibberish detector against the exact grader's form check (knowledge world):
+    precision and recall of `gibberish` for `not well_formed` on every run's forget answers
+    (the original and retain models' answers counted once)."""
+    pairs: dict[str, list[tuple[bool, bool]]] = {}
+    seen: set[str] = set()
+    for r in rows:
+        summary = Path(r["run_dir"]) / "summary.json"
+        if not summary.is_file():
+            continue
+        dirs = json.loads(summary.read_text())["rounds"][-1].get("eval_dirs", {})
+        for who, d in dirs.items():
+            label = r["method"] if who == "unlearned" else who
+            if not d or d in seen or not (Path(d) / "per_sample.json").is_file():
+                continue
+            seen.add(d)
+            recs = json.loads((Path(d) / "per_sample.json").read_text()).get("forget", [])
+            pairs.setdefault(label, []).extend(
+                (bool(x["gibberish"]["gibberish"]), not x["well_formed"])
+                for x in recs
+                if "well_formed" in x and "gibberish" in x
+            )
+    if not pairs:
+        return "", {}
+
+    def pr(ps: list[tuple[bool, bool]]) -> dict[str, Any]:
+        tp = sum(f and m for f, m in ps)
+        flagged, bad = sum(f for f, _ in ps), sum(m for _, m in ps)
+        return {"n": len(ps), "malformed": bad, "flagged": flagged, "true_pos": tp,
+                "precision": tp / flagged if flagged else None,
+                "recall": tp / bad if bad else None}  # fmt: skip
+
+    stats = {k: pr(v) for k, v in sorted(pairs.items())}
+    stats["all"] = pr([p for v in pairs.values() for p in v])
+    lines = [
+        "### Gibberish detector vs the exact grader (forget answers)",
+        "",
+        "| model | answers | malformed | flagged | precision | recall |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, v in stats.items():
+        fmt = [f"{v[x]:.2f}" if v[x] is not None else "–" for x in ("precision", "recall")]
+        lines.append(f"| {k} | {v['n']} | {v['malformed']} | {v['flagged']} | {' | '.join(fmt)} |")
+    return "\n".join([*lines, ""]), stats
+
+
 def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
     from dareu.cache import atomic_write_json, atomic_write_text
 
     rows = load_results(root)
     md, agg = table(rows, methods)
+    det_md, det = detector_agreement(rows)
     notes = [
         "# Unlearning benchmark",
         "",
@@ -384,18 +451,22 @@ def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
         "(synthetic: general knowledge); ToW = prod(1 - |ROUGE - ROUGE_retrain|); TR forget = "
         "mean min(tr, 1/tr); MIA AUC = min-k (k=0.4) forget vs holdout; FQ = KS-test p-value "
         "of forget truth ratios vs the retain model; MU = harmonic mean of retain and test "
-        "prob/ROUGE/TR; leak = share of forget answers containing the true fact value / the "
-        "owner's name; attr score = the attributor's probability of the true owner for the "
-        "greedy answer; train s = unlearning only; wall s = the whole run (model loading, "
-        "unlearning and evaluation, child process); peak MB = the run's peak RSS (CPU) or "
-        "peak CUDA memory. 'original' and 'retrain' are the starting and gold-standard models.",
+        "prob/ROUGE/TR; F/R grades = exact grades of the greedy answers to the forget / retain "
+        "questions in trained and held-out phrasings (R correct = the retain facts stated); "
+        "name leak = share of forget answers naming the owner; attr score = the attributor's "
+        "probability of the true owner for the greedy answer; train s = unlearning only; "
+        "wall s = the whole run (model loading, unlearning and evaluation, child process); "
+        "peak MB = the run's peak RSS (CPU) or peak CUDA memory. 'original' and 'retrain' "
+        "are the starting and gold-standard models.",
         "",
         md,
+        det_md,
         f"Settings: `{json.dumps(meta)}`",
         "",
     ]
     atomic_write_text(root / "results.md", "\n".join(notes))
-    atomic_write_json(root / "results.json", {"meta": meta, "rows": rows, "aggregate": agg})
+    atomic_write_json(root / "results.json",
+                      {"meta": meta, "rows": rows, "aggregate": agg, "detector": det})  # fmt: skip
     plot(agg, root / "forget_vs_utility.png")
     return root / "results.md"
 

@@ -79,6 +79,13 @@ def add_shared(p: argparse.ArgumentParser) -> None:
         "--no-cumulative-rounds on the new request only (the paper's literal rounds, which "
         "let later rounds partly undo earlier ones; docs/dareu.md)",
     )
+    add(
+        "--pretrain-people",
+        type=int,
+        default=None,
+        help="knowledge world (tiny default only): background people the base is pretrained "
+        "on (default 3000; built once per machine per value)",
+    )
     add("--no-progress", dest="progress", action="store_false", default=None)
     add(
         "--profile",
@@ -166,16 +173,29 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ValueError(f"--config: {p} has unknown settings {unknown}")
     hints = {**typing.get_type_hints(JobConfig), **typing.get_type_hints(PPOConfig)}
     for key, value in data.items():
-        typ = hints.get(key)
-        if typ in (int, float, bool) and value is not None:
-            ok = isinstance(value, typ) or (typ is float and isinstance(value, int))
-            if not ok or (typ is int and isinstance(value, bool)):
-                raise ValueError(
-                    f"--config: {p}: {key} must be a {typ.__name__}, got {value!r} "
-                    "(YAML reads 1e-6 as text; write 1.0e-6)"
-                )
-            data[key] = typ(value)
+        if key in hints and value is not None:
+            data[key] = config_value(p, key, value, hints[key])
     return data
+
+
+def config_value(path: Path, key: str, value: Any, typ: Any) -> Any:
+    """A YAML value checked against its field's type (int, float, bool, str, a Literal,
+    Optional of these), so `method: 5` fails here and not deep inside the run."""
+    args = get_args(typ)
+    if type(None) in args:  # X | None
+        (typ,) = [t for t in args if t is not type(None)]
+        args = get_args(typ)
+    if typing.get_origin(typ) is typing.Literal:
+        if value not in args:
+            raise ValueError(f"--config: {path}: {key} must be one of {list(args)}, got {value!r}")
+        return value
+    if typ not in (int, float, bool, str):
+        return value
+    ok = isinstance(value, typ) or (typ is float and isinstance(value, int))
+    if not ok or (typ in (int, float) and isinstance(value, bool)):
+        hint = " (YAML reads 1e-6 as text; write 1.0e-6)" if typ is float else ""
+        raise ValueError(f"--config: {path}: {key} must be a {typ.__name__}, got {value!r}{hint}")
+    return typ(value)
 
 
 def build_configs(a: argparse.Namespace) -> tuple[JobConfig, PPOConfig]:

@@ -154,7 +154,7 @@ def test_main_job_end_to_end_and_cached(tmp_path: Path) -> None:
     args = [sys.executable, str(REPO / "scripts" / "unlearn.py"), "--benchmark", str(bench),
             "--rounds", "2", "--batch-size", "4", "--ppo-steps", "2", "--epochs", "1",
             "--samples-per-query", "2", "--max-new-tokens", "16", "--eval-max-new-tokens", "24",
-            "--no-progress"]  # fmt: skip
+            "--pretrain-people", "300", "--no-progress"]  # fmt: skip
     run: Any = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-4000:]
     first = run.stdout.splitlines()[0]

@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from dareu.cache import atomic_write_json, content_hash, is_complete, output_root
+from dareu.cache import (
+    atomic_write_json,
+    check_output_dir,
+    content_hash,
+    is_complete,
+    output_root,
+    stage_lock,
+)
 from dareu.data.schema import Benchmark, QASample
 from dareu.ppo.config import PPOConfig
 
@@ -59,6 +66,9 @@ class JobConfig:
     # without it); False is the paper's literal setting.
     cumulative_rounds: bool = True
     progress: bool = True
+    # Knowledge world, tiny default only: background people the base is pretrained on
+    # (None = 3000 for the tiny size; the base is cached once per machine per value).
+    pretrain_people: int | None = None
 
     def validate(self) -> None:
         """Cheap checks before any compute; ValueError names the flag."""
@@ -89,6 +99,8 @@ class JobConfig:
                 raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
         if self.eval_max_samples is not None and self.eval_max_samples < 1:
             raise ValueError("--eval-max-samples: must be >= 1")
+        if self.pretrain_people is not None and self.pretrain_people < 1:
+            raise ValueError(f"--pretrain-people: must be >= 1, got {self.pretrain_people}")
         if self.model is not None:
             check_model_path(self.model)
         if self.retain_model is not None:
@@ -97,6 +109,10 @@ class JobConfig:
             raise ValueError(f"--tofu-dir: {self.tofu_dir} is not a folder")
         if not self.attributor.strip():
             raise ValueError("--attributor: empty spec")
+        if self.output is not None:
+            check_output_dir(self.output, "--output")
+        else:
+            check_output_dir(output_root(), "DAREU_HOME")
 
     @property
     def is_default_model(self) -> bool:
@@ -110,14 +126,18 @@ def forget_request(spec: str | None) -> str | list[str] | None:
     return [s.strip() for s in spec.split(",") if s.strip()]
 
 
-def run_dir(job: JobConfig, method_cfg: dict[str, Any]) -> Path:
-    """Where this run writes: --output, or runs/unlearn/<method>-s<seed>-<config hash>."""
+def run_dir(job: JobConfig, method_cfg: dict[str, Any], data: str | None = None) -> Path:
+    """Where this run writes: --output, or runs/unlearn/<method>-s<seed>-<config hash>.
+
+    `data` names the benchmark's content (its cached folder, whose name is a hash of the
+    generator version and sizes), so regenerated data is a new run, not a stale cache hit.
+    """
     if job.output:
         return Path(job.output).expanduser().resolve()
     fields = dataclasses.asdict(job)
     for k in ("output", "resume", "force", "save_every", "report_to", "progress"):
         fields.pop(k)
-    key = content_hash("unlearn", JOB_VERSION, fields, method_cfg)
+    key = content_hash("unlearn", JOB_VERSION, fields, method_cfg, data)
     return output_root() / "unlearn" / f"{job.method}-s{job.seed}-{key}"
 
 
@@ -276,13 +296,14 @@ def preflight(job: JobConfig, ppo: PPOConfig) -> Benchmark:
         ppo.validate()
     from dareu.data import load_benchmark
 
+    known = attributor_owners_from_spec(job.attributor)  # before the data stage writes
     bench = load_benchmark(
         job.benchmark,
         forget=forget_request(job.forget),
         tofu_dir=Path(job.tofu_dir) if job.tofu_dir else None,
+        seed=job.seed,  # the embedded world draws its owners with the run's seed
     )
     split_rounds(bench.forget, bench.forget_owners, job.rounds)
-    known = attributor_owners_from_spec(job.attributor)
     if known is not None:
         unknown = sorted(set(bench.forget_owners) - set(known))
         if unknown:
@@ -309,8 +330,6 @@ def run_job(
     `dareu.methods.trainer.run_method` with `baseline` = {"hparams": {...}, "train":
     {UnlearnConfig overrides}}, on the same data, models, evaluation and report.
     """
-    import torch
-
     from dareu.train.common import partial_state
 
     t_start = time.perf_counter()
@@ -320,24 +339,52 @@ def run_job(
     state = partial_state()  # cpu=True without a GPU, so torchrun forms a gloo group
     baseline = baseline or {"hparams": {}, "train": {}}
     method_cfg = ppo.to_dict() if is_dareu else baseline
-    out = run_dir(job, method_cfg)
+    out = run_dir(job, method_cfg, f"{bench.name}@{bench.root}")
     # The FIRST line of output: where everything goes.
     if state.is_main_process:
         print(f"DareU run folder: {out}", flush=True)
+    # One run per folder at a time: a second run of the same job waits, then finds the
+    # finished summary (the main rank holds the lock for its group).
+    with stage_lock(out, enabled=state.is_main_process):
+        state.wait_for_everyone()
+        return _run_locked(job, ppo, bench, baseline, method_cfg, out, stop_after_batches, t_start)
+
+
+def _run_locked(
+    job: JobConfig,
+    ppo: PPOConfig,
+    bench: Benchmark,
+    baseline: dict[str, Any],
+    method_cfg: dict[str, Any],
+    out: Path,
+    stop_after_batches: int | None,
+    t_start: float,
+) -> Path:
+    """The stages of `run_job`, under the run folder's lock."""
+    import torch
+
+    from dareu.train.common import partial_state
+
+    method = job.method.lower()
+    is_dareu = method == "dareu"
+    state = partial_state()
     if (out / "summary.json").is_file() and not (job.force or job.resume):
         log(f"cached: {out / 'report.md'} (use --force to unlearn again)")
         return out
     rounds = split_rounds(bench.forget, bench.forget_owners, job.rounds)
     log(f"config: {json.dumps({'job': dataclasses.asdict(job), method: method_cfg})}")
     log(
-        f"benchmark {bench.name}: {len(bench.forget)} forget QA of {len(bench.forget_owners)} "
-        f"owners in {job.rounds} round(s), {len(bench.retain)} retain QA; method {method}"
+        f"benchmark {bench.name}: {len(bench.forget)} forget QA + {len(bench.forget_docs)} docs "
+        f"of {len(bench.forget_owners)} owners in {job.rounds} round(s), {len(bench.retain)} "
+        f"retain QA + {len(bench.retain_docs)} docs; method {method}"
+        + ("; exact grading on (knowledge world)" if bench.world else "")
     )
 
     # ---- 1. original and retain models (cached fine-tunes for the embedded default)
-    from dareu.train.finetune import FinetuneConfig, ensure_finetuned
+    from dareu.train.finetune import default_config, ensure_finetuned
 
-    ft_cfg = FinetuneConfig(fmt=job.fmt, dtype=job.dtype)
+    ft_cfg = default_config(bench, fmt=job.fmt, dtype=job.dtype, seed=job.seed,
+                            pretrain_people=job.pretrain_people)  # fmt: skip
     original = (
         Path(job.model).resolve()
         if job.model is not None

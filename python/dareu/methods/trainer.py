@@ -27,7 +27,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from dareu.cache import atomic_dir, atomic_write_json, content_hash, is_complete, output_root
+from dareu.cache import (
+    atomic_dir,
+    atomic_write_json,
+    content_hash,
+    is_complete,
+    output_root,
+    stage_lock,
+)
 from dareu.data.formatting import PROMPT_FORMATS, check_format, collate_train, encode_qa
 from dareu.data.schema import Benchmark, QASample
 from dareu.guards import check_finite_fields, check_finite_loss
@@ -160,14 +167,15 @@ def load_run_benchmark(cfg: UnlearnConfig) -> Benchmark:
         forget=forget_request(cfg.forget),
         tofu_dir=Path(cfg.tofu_dir) if cfg.tofu_dir else None,
         idk_path=Path(cfg.idk_path) if cfg.idk_path else None,
+        seed=cfg.seed,
     )
 
 
-def finetune_config(cfg: UnlearnConfig) -> Any:
+def finetune_config(cfg: UnlearnConfig, bench: Benchmark) -> Any:
     """The fine-tuning recipe of the cached tiny original/retain models (shared by all runs)."""
-    from dareu.train.finetune import FinetuneConfig
+    from dareu.train.finetune import default_config
 
-    return FinetuneConfig(fmt=cfg.fmt, dtype=cfg.dtype)  # as dareu.pipeline.run_job
+    return default_config(bench, fmt=cfg.fmt, dtype=cfg.dtype, seed=cfg.seed)  # as run_job
 
 
 def original_model_path(cfg: UnlearnConfig, bench: Benchmark) -> Path:
@@ -175,7 +183,7 @@ def original_model_path(cfg: UnlearnConfig, bench: Benchmark) -> Path:
         return Path(cfg.model)
     from dareu.train.finetune import ensure_finetuned
 
-    return ensure_finetuned(bench, "original", finetune_config(cfg))
+    return ensure_finetuned(bench, "original", finetune_config(cfg, bench))
 
 
 def retain_model_path(cfg: UnlearnConfig, bench: Benchmark) -> Path:
@@ -188,7 +196,7 @@ def retain_model_path(cfg: UnlearnConfig, bench: Benchmark) -> Path:
         )
     from dareu.train.finetune import ensure_finetuned
 
-    return ensure_finetuned(bench, "retain", finetune_config(cfg))
+    return ensure_finetuned(bench, "retain", finetune_config(cfg, bench))
 
 
 # --------------------------------------------------------------------------- data
@@ -545,7 +553,37 @@ def run_method(
     if is_complete(out) and not force:
         state.print(f"cached: {out}")
         return out
+    # One run per work folder at a time: a second run of the same method waits, then finds
+    # the output (without the lock both appended to, and deleted, one work folder).
+    with stage_lock(root / "work" / f"unlearn-{method.name}-{key}", enabled=state.is_main_process):
+        state.wait_for_everyone()
+        if is_complete(out) and not force:
+            state.print(f"cached: {out}")
+            return out
+        return _run_locked(
+            method, cfg, benchmark, model_path, key, out, root, state,
+            resume=resume, save_every=save_every, stop_after_steps=stop_after_steps,
+            progress=progress, accelerator=accelerator,
+        )  # fmt: skip
 
+
+def _run_locked(
+    method: Method,
+    cfg: UnlearnConfig,
+    benchmark: Benchmark,
+    model_path: Path,
+    key: str,
+    out: Path,
+    root: Path,
+    state: PartialState,
+    *,
+    resume: bool,
+    save_every: int,
+    stop_after_steps: int | None,
+    progress: bool,
+    accelerator: Accelerator | None,
+) -> Path:
+    """The training part of `run_method`, under the work folder's lock."""
     r = {**cfg.resolved(), "model": str(model_path)}
     accelerator = accelerator or _accelerator(r)
     work = root / "work" / f"unlearn-{method.name}-{key}"

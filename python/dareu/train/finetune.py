@@ -9,6 +9,7 @@ of their training data, configuration and base weights, so the pipeline asks for
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import shutil
@@ -23,9 +24,17 @@ from accelerate import Accelerator, PartialState
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from dareu.cache import atomic_dir, atomic_write_json, content_hash, is_complete, output_root
+from dareu.cache import (
+    atomic_dir,
+    atomic_write_json,
+    content_hash,
+    is_complete,
+    output_root,
+    stage_lock,
+)
 from dareu.data.formatting import check_format, format_prompt
-from dareu.data.schema import Benchmark, QASample
+from dareu.data.schema import Benchmark, DocSample, QASample
+from dareu.data.world import FACTS, background_rows
 from dareu.guards import check_finite_fields, check_finite_loss
 from dareu.models.loading import (
     DTYPE_NAMES,
@@ -48,6 +57,7 @@ from dareu.train.common import (
 )
 from dareu.train.data import qa_loader, set_loader_epoch
 from dareu.train.lora import LLAMA_TARGETS, enable_checkpointing, wrap_lora
+from dareu.train.pretrain import PretrainConfig, world_base_dir
 
 Which = Literal["original", "retain"]
 WHICH = ("original", "retain")
@@ -59,6 +69,11 @@ FINETUNE_VERSION = 1  # bump when the loop changes what a given config produces
 # pretrained 7B model needs the small TOFU settings (lr 1e-5 full, 1e-4 LoRA, 5 epochs).
 TINY_LR, TINY_EPOCHS = 3e-3, 20
 HF_FULL_LR, HF_LORA_LR, HF_EPOCHS = 1e-5, 1e-4, 5
+# On the knowledge world the tiny base is domain-pretrained, so the owners' facts are
+# memorised in fewer epochs; larger batches are cheaper per row on a CPU.
+WORLD_EPOCHS, WORLD_BATCH = 10, 32
+# Background people the world's tiny base is pretrained on, by size (micro: unit tests).
+PRETRAIN_PEOPLE = {"micro": 100, "tiny": 3000, "small": 3000}
 
 
 class TrainingStopped(RuntimeError):
@@ -98,6 +113,12 @@ class FinetuneConfig:
     gradient_checkpointing: bool = False
     dtype: str = "auto"  # compute precision; auto = bf16 on capable GPUs, else fp32
     merge: str = "auto"  # merge LoRA into the base on save: auto (tiny only) | yes | no
+    # Knowledge world only (a benchmark with `world`): background people the tiny base is
+    # pretrained on, and fresh background rows mixed into every epoch, as a share of the
+    # original model's owner rows (the same number for the original and the retain model,
+    # so both get the same budget; fresh each epoch, so no background value is memorised).
+    pretrain_people: int | None = None  # None: PRETRAIN_PEOPLE[tiny_size]
+    replay: float = 1.0
 
     @property
     def is_tiny(self) -> bool:
@@ -114,6 +135,9 @@ class FinetuneConfig:
         if self.epochs is not None:
             return self.epochs
         return TINY_EPOCHS if self.is_tiny else HF_EPOCHS
+
+    def resolved_pretrain_people(self) -> int:
+        return self.pretrain_people or PRETRAIN_PEOPLE.get(self.tiny_size, 3000)
 
     def merges(self) -> bool:
         return self.lora and (self.merge == "yes" or (self.merge == "auto" and self.is_tiny))
@@ -145,6 +169,10 @@ class FinetuneConfig:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if not self.lora_targets:
             raise ValueError("lora_targets is empty")
+        if self.pretrain_people is not None and self.pretrain_people < 1:
+            raise ValueError(f"pretrain_people must be >= 1, got {self.pretrain_people}")
+        if not 0.0 <= self.replay <= 100.0:
+            raise ValueError(f"replay must be a number in [0, 100], got {self.replay}")
         if not self.is_tiny:
             base = check_model_path(self.base)
             if self.fmt == "chat" and (base / "config.json").is_file():
@@ -159,13 +187,21 @@ class FinetuneConfig:
             epochs=self.resolved_epochs(),
             dtype=dtype_name(resolve_dtype(self.dtype)),
             lora_targets=list(self.lora_targets),
+            pretrain_people=self.resolved_pretrain_people(),
         )
         if not self.lora:
             for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_targets", "merge"):
                 d.pop(k)
         if not self.is_tiny:
             d.pop("tiny_size")
+            d.pop("pretrain_people")
         return d
+
+
+def default_config(benchmark: Benchmark, **overrides: Any) -> FinetuneConfig:
+    """The fine-tune the job uses for `benchmark` (world: WORLD_EPOCHS, WORLD_BATCH)."""
+    world = {"epochs": WORLD_EPOCHS, "batch_size": WORLD_BATCH} if benchmark.world else {}
+    return FinetuneConfig(**{**world, **overrides})
 
 
 def training_samples(benchmark: Benchmark, which: Which) -> list[QASample]:
@@ -184,21 +220,53 @@ def training_samples(benchmark: Benchmark, which: Which) -> list[QASample]:
     return sorted(rows, key=lambda s: s.id)
 
 
+def training_rows(
+    benchmark: Benchmark, which: Which, cfg: FinetuneConfig
+) -> tuple[list[QASample | DocSample], int]:
+    """(rows, epochs) the loop runs over: the QA rows and the owners' documents; on the
+    knowledge world, `epochs` copies of them plus fresh background rows for every epoch,
+    run as one pass (so each epoch's background people are new)."""
+    rows: list[QASample | DocSample] = [*training_samples(benchmark, which)]
+    rows += [*benchmark.retain_docs, *(benchmark.forget_docs if which == "original" else [])]
+    epochs = cfg.resolved_epochs()
+    if benchmark.world is None or not cfg.is_tiny or cfg.replay == 0:
+        return rows, epochs
+    n_owner_rows = len(training_samples(benchmark, "original")) + len(benchmark.retain_docs)
+    per_epoch = round(cfg.replay * (n_owner_rows + len(benchmark.forget_docs)))
+    people = -(-per_epoch // (len(FACTS) + 1))  # each person gives 5 QA + 1 biography
+    out = list(rows) * epochs
+    for e in range(epochs):
+        out += background_rows(people, seed=10_000 * (cfg.seed + 1) + e)[:per_epoch]
+    return out, 1
+
+
 def resolve_base(
-    benchmark: Benchmark, cfg: FinetuneConfig, root: Path, state: PartialState
+    benchmark: Benchmark,
+    cfg: FinetuneConfig,
+    root: Path,
+    state: PartialState,
+    progress: bool = True,
 ) -> Path:
-    """The base checkpoint folder: the cached tiny model, or the user's folder."""
+    """The base checkpoint folder: the cached tiny model (domain-pretrained on the
+    knowledge world), or the user's folder."""
     if not cfg.is_tiny:
         return check_model_path(cfg.base)
     with state.main_process_first():  # one process builds, the others then find the cache
+        if benchmark.world is not None:
+            pre = PretrainConfig(people=cfg.resolved_pretrain_people(), size=cfg.tiny_size,
+                                 fmt=cfg.fmt)  # fmt: skip
+            return world_base_dir(pre, root=root, progress=progress)
         return tiny_base_dir(benchmark, size=cfg.tiny_size, seed=cfg.seed, root=root)
 
 
 def run_key(
     benchmark: Benchmark, which: Which, cfg: FinetuneConfig, base_dir: Path, root: Path
 ) -> str:
-    samples = training_samples(benchmark, which)
-    data = content_hash([(s.id, s.owner, s.question, s.answer) for s in samples])
+    samples, _ = training_rows(benchmark, which, dataclasses.replace(cfg, replay=0))
+    data = content_hash(
+        [(s.id, s.owner, s.text) if isinstance(s, DocSample) else
+         (s.id, s.owner, s.question, s.answer) for s in samples]
+    )  # fmt: skip
     weights = model_fingerprint(base_dir, memo=root / "cache" / "fingerprints.json")
     return content_hash("finetune", FINETUNE_VERSION, which, data, weights, cfg.cache_fields())
 
@@ -206,7 +274,7 @@ def run_key(
 def train_loop(
     model: Any,
     tokenizer: Any,
-    samples: list[QASample],
+    samples: list[QASample | DocSample],
     cfg: FinetuneConfig,
     accelerator: Accelerator,
     *,
@@ -365,15 +433,48 @@ def finetune(
     if save_every < 0:
         raise ValueError(f"save_every must be >= 0, got {save_every}")
     root = Path(root) if root is not None else output_root()
-    samples = training_samples(benchmark, which)
+    samples, loop_epochs = training_rows(benchmark, which, cfg)
     state = partial_state()
-    base_dir = resolve_base(benchmark, cfg, root, state)
+    base_dir = resolve_base(benchmark, cfg, root, state, progress)
     key = run_key(benchmark, which, cfg, base_dir, root)
     out = root / "models" / f"{which}-{key}"
     if is_complete(out) and not force:
         state.print(f"cached: {out}")
         return out
+    # One run per work folder at a time: a second run of the same fine-tune waits, then
+    # finds the model (without the lock it deleted the first run's work folder under it).
+    with stage_lock(root / "work" / f"{which}-{key}", enabled=state.is_main_process):
+        state.wait_for_everyone()
+        if is_complete(out) and not force:
+            state.print(f"cached: {out}")
+            return out
+        return _finetune_locked(
+            benchmark, which, cfg, samples, loop_epochs, base_dir, key, out, root,
+            force=force, resume=resume, save_every=save_every,
+            stop_after_steps=stop_after_steps, progress=progress, accelerator=accelerator,
+        )  # fmt: skip
 
+
+def _finetune_locked(
+    benchmark: Benchmark,
+    which: Which,
+    cfg: FinetuneConfig,
+    samples: list[QASample | DocSample],
+    loop_epochs: int,
+    base_dir: Path,
+    key: str,
+    out: Path,
+    root: Path,
+    *,
+    force: bool,
+    resume: bool,
+    save_every: int,
+    stop_after_steps: int | None,
+    progress: bool,
+    accelerator: Accelerator | None,
+) -> Path:
+    """The training part of `finetune`, under the work folder's lock."""
+    state = partial_state()
     accelerator = accelerator or setup_accelerator(
         cfg.dtype, gradient_accumulation_steps=cfg.grad_accum
     )
@@ -413,7 +514,7 @@ def finetune(
         model,
         tokenizer,
         samples,
-        cfg,
+        dataclasses.replace(cfg, epochs=loop_epochs),
         accelerator,
         ckpt_dir=work / "checkpoints",
         logger=logger,
