@@ -111,3 +111,27 @@ def test_unknown_owner_and_shares() -> None:
     s = shares(["leak", "leak", "malformed", "substitute"])
     assert set(s) == set(CLASSES) and s["leak"] == 0.5 and s["refusal"] == 0.0
     assert sum(s.values()) == pytest.approx(1.0)
+
+
+def test_grade_keys_of_a_world_evaluation(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The evaluator grades forget/retain answers in trained and held-out phrasings."""
+    from dareu.data import generate_synthetic, load_benchmark
+    from dareu.eval.evaluator import evaluate_model
+    from dareu.eval.grading import SPLITS
+    from dareu.models.loading import load_model
+    from dareu.models.tiny import benchmark_corpus, build_tiny
+
+    root = tmp_path_factory.mktemp("world")
+    bench = load_benchmark(generate_synthetic(root / "b", owners=3, facts=2, forget_owners=1,
+                                              holdout_owners=1, general=2))  # fmt: skip
+    build_tiny(benchmark_corpus(bench), root / "m", size="micro", seed=0)
+    model, tok = load_model(root / "m")
+    res = evaluate_model(model, tok, bench, fmt="plain", max_new_tokens=8, progress=False)
+    for split in SPLITS:
+        shares_ = [res.summary[f"{split}_grade_{c}"] for c in CLASSES]
+        assert sum(shares_) == pytest.approx(1.0), split
+    # An untrained micro model cannot state anyone's fact in the grammar.
+    assert res.summary["forget_grade_leak"] == 0.0
+    rec = res.per_sample["retain"][0]
+    assert rec["grade"] in CLASSES and rec["grade_heldout"] in CLASSES
+    assert rec["paraphrased_question"] == bench.retain_eval[0].paraphrased_question

@@ -200,6 +200,9 @@ def test_summary_aggregates_match_per_sample_records(result: EvalResult, bench: 
     # without a retain evaluation these are not computed
     assert s["forget_quality"] is None and s["tow"] is None
     assert s["seed"] == 1 and s["timing"]["samples_per_s"] > 0
+    # A benchmark without a knowledge world has no grammar to grade: keys absent, not zero.
+    assert not [k for k in s if "_grade_" in k]
+    assert not any("grade" in r for r in ps["forget"])
 
 
 def test_per_sample_truth_ratio_and_prob_by_hand(micro: tuple, result: EvalResult) -> None:
