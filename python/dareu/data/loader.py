@@ -18,15 +18,20 @@ def _as_list(forget: str | list[str] | None) -> list[str] | None:
     return [forget] if isinstance(forget, str) else forget
 
 
+def _read_json(path: Path, what: str) -> Any:
+    """A JSON file of a benchmark folder; errors name the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg})") from None
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     """The `benchmark.json` of a folder in our layout, checked against the files beside it."""
     path = Path(folder) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: manifest not found") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e.msg})") from None
+    manifest = _read_json(path, "manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != "dareu-benchmark":
         raise DataError(f"{path}: not a DareU benchmark manifest (format != 'dareu-benchmark')")
     for key in ("owners", "forget_owners", "files", "counts"):
@@ -113,12 +118,7 @@ def _expand_fact_ids(ids: list[str], rows: list[QASample]) -> list[str]:
 
 
 def _read_world(path: Path) -> dict[str, Any]:
-    try:
-        world = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: world file not found") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e.msg})") from None
+    world = _read_json(path, "world file")
     if not isinstance(world, dict) or not isinstance(world.get("owners"), dict):
         raise DataError(f"{path}: not a world file (no 'owners' object)")
     return world

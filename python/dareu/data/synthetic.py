@@ -10,6 +10,7 @@ format.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,22 +64,22 @@ def _owner_rows(
     for spec in specs:
         key, value = spec.key, person.value(spec.key)
         trained = [q for q in range(N_PHRASINGS) if q != heldout[key]]
-        common = {"owner": owner, "fact_value": value, "owner_name": name, "fact_type": key}
+        base = QASample(id=f"{owner}-{key}", owner=owner, question="", answer="",
+                        fact_value=value, owner_name=name, fact_type=key)  # fmt: skip
         for j, q in enumerate(trained):
             answer = fill(spec.answers[(q + j) % len(spec.answers)], name, value)
-            train.append(QASample(id=f"{owner}-{key}-q{q}", question=fill(spec.questions[q], name),
-                                  answer=answer, **common))  # fmt: skip
+            question = fill(spec.questions[q], name)
+            train.append(replace(base, id=f"{owner}-{key}-q{q}", question=question, answer=answer))
         a = rng.randrange(len(spec.answers))
         wrong = _wrong_values(spec, person.facts[key], rng)
         evals.append(
-            QASample(
-                id=f"{owner}-{key}",
+            replace(
+                base,
                 question=fill(spec.questions[trained[0]], name),
                 answer=fill(spec.answers[a], name, value),
                 paraphrased_answer=fill(spec.answers[(a + 1) % len(spec.answers)], name, value),
                 perturbed_answers=tuple(fill(spec.answers[a], name, w) for w in wrong),
                 paraphrased_question=fill(spec.questions[heldout[key]], name),
-                **common,
             )
         )
     return train, evals
