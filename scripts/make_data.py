@@ -17,6 +17,7 @@ from pathlib import Path
 from dareu.data import DataError, generate_synthetic, load_benchmark
 from dareu.data.quality import rouge_discrimination
 from dareu.data.schema import Benchmark
+from dareu.data.synthetic import DEFAULTS
 from dareu.data.tofu import load_tofu, summarize_tofu
 from dareu.data.user import read_user_rows
 
@@ -44,11 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--out", type=Path, help="write the synthetic benchmark to this folder")
     mode.add_argument("--validate", type=Path, help="validate a user JSONL file or folder")
     mode.add_argument("--tofu-dir", type=Path, help="summarise a local folder of TOFU files")
-    ap.add_argument("--owners", type=int, default=32)
-    ap.add_argument("--facts", type=int, default=12)
-    ap.add_argument("--forget-owners", type=int, default=4)
-    ap.add_argument("--holdout-owners", type=int, default=4)
-    ap.add_argument("--general", type=int, default=48)
+    for key, value in DEFAULTS.items():  # the embedded default's sizes
+        ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=value)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--forget", nargs="+", help="user data: owners/ids; TOFU: split name")
     ap.add_argument("--group-authors", type=int, default=1, help="TOFU: authors per owner")

@@ -8,6 +8,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +46,9 @@ def test_bad_arguments_exit_2_naming_the_argument(
     (model / "pytorch_model.bin").write_bytes(b"x")
     assert "pickle" in _fails(cli, ["--model", str(model)], capsys)
     (model / "model.safetensors").write_bytes(b"x")
+    assert "too short to be a safetensors file" in _fails(cli, ["--model", str(model)], capsys)
+    (model / "pytorch_model.bin").unlink()
+    save_file({"w": torch.zeros(1)}, str(model / "model.safetensors"))  # well-formed weights
     assert "--format" in _fails(cli, ["--model", str(model), "--format", "alpaca"], capsys)
     assert "--batch-size" in _fails(cli, ["--model", str(model), "--batch-size", "0"], capsys)
     assert "--max-new-tokens" in _fails(

@@ -83,7 +83,9 @@ def test_direction_model_that_saw_forget_set_scores_higher(tmp_path: Path) -> No
     res = evaluate_model(om, ot, bench, retain_eval=ref, **ev)  # type: ignore[arg-type]
     o, r = res.summary, ref.summary
     assert o["forget_rougeL"] > r["forget_rougeL"] + 0.3
-    assert o["retain_rougeL"] > 0.8 and r["retain_rougeL"] > 0.8
+    # Both know the retain facts (exactly graded; ROUGE-L of a correct answer in another
+    # of the world's answer phrasings is well below 1).
+    assert o["retain_grade_leak"] > 0.8 and r["retain_grade_leak"] > 0.8
     assert o["mia_loss_auc"] > r["mia_loss_auc"]
     assert o["mia_min_k_auc"] > r["mia_min_k_auc"]
     assert o["leak_fact_rate"] > r["leak_fact_rate"]

@@ -49,7 +49,7 @@ from dareu.cache import (
 from dareu.data.schema import Benchmark
 
 # Bump when the training recipe changes so old cached attributors are not reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: held-out text never overlaps training text
 K_SLICES = 15
 
 
@@ -155,28 +155,29 @@ def attribution_data(
     if missing:
         raise AttributionError(f"owners without any training answer: {missing[:5]}")
 
+    # A paraphrase that is also some training answer (the knowledge world answers every
+    # question phrasing with one of a few answer phrasings) is not held out.
+    trained = {t for t, _ in train}
     seen: set[tuple[str, str]] = set()
     held: dict[int, list[str]] = defaultdict(list)
     for s in [*benchmark.forget, *benchmark.retain, *benchmark.forget_eval, *benchmark.retain_eval]:
         p = s.paraphrased_answer
-        if s.owner in idx and p and p.strip() and (s.owner, p) not in seen:
+        if s.owner in idx and p and p.strip() and (s.owner, p) not in seen and p not in trained:
             seen.add((s.owner, p))
             held[idx[s.owner]].append(p)
     notes: list[str] = []
     source = "paraphrased_answer"
     rng = random.Random(seed)
-    if not held:
-        source = "answers held out (no paraphrases in this benchmark)"
-        notes.append("no paraphrased answers: 20% of each owner's answers are held out")
-        by_owner: dict[int, list[tuple[str, int]]] = defaultdict(list)
-        for t, y in train:
-            by_owner[y].append((t, y))
-        train = []
-        for y, rows in sorted(by_owner.items()):
-            rng.shuffle(rows)
-            n_out = len(rows) // 5 if len(rows) >= 5 else 0
-            held[y] = [t for t, _ in rows[:n_out]]
-            train += rows[n_out:]
+    bare = {y for y in range(len(owners)) if not held.get(y)}
+    if bare:
+        if len(bare) == len(owners):
+            source = "answers held out (no paraphrase outside the training answers)"
+        notes.append(
+            f"{len(bare)} owner(s) without a held-out paraphrase: 20% of their distinct "
+            "training answers are held out instead"
+        )
+        train, extra = _hold_out_answers(train, bare, rng)
+        held.update(extra)
     calib: list[tuple[str, int]] = []
     test: list[tuple[str, int]] = []
     for y in sorted(held):
@@ -208,6 +209,23 @@ def attribution_data(
     if swapped:
         probes["name_swapped"] = swapped
     return AttributionData(owners, train, calib, test, forget, source, notes, probes)
+
+
+def _hold_out_answers(
+    train: list[tuple[str, int]], owners: set[int], rng: random.Random
+) -> tuple[list[tuple[str, int]], dict[int, list[str]]]:
+    """Hold out 20% of each of `owners`' *distinct* answer texts (every row of a held-out
+    text leaves training, so no held-out text is also a training text)."""
+    by_owner: dict[int, list[str]] = defaultdict(list)
+    for t, y in train:
+        if y in owners and t not in by_owner[y]:
+            by_owner[y].append(t)
+    held: dict[int, list[str]] = {}
+    for y, texts in sorted(by_owner.items()):
+        rng.shuffle(texts)
+        held[y] = texts[: len(texts) // 5] if len(texts) >= 5 else []
+    out = {t for texts in held.values() for t in texts}
+    return [(t, y) for t, y in train if t not in out], {y: t for y, t in held.items() if t}
 
 
 def name_swap_rows(

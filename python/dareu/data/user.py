@@ -39,15 +39,15 @@ def user_files(path: Path) -> list[Path]:
 
 
 def read_user_rows(
-    path: Path, where: dict[str, str] | None = None
+    path: Path, locations: dict[str, str] | None = None
 ) -> tuple[list[QASample], list[DocSample]]:
     """Validate every row of a user file/folder: fields, empty strings, duplicate ids.
 
-    If `where` is given, it is filled with sample id -> "file:line", for later messages.
+    If `locations` is given, it is filled with sample id -> "file:line", for later messages.
     """
     qas: list[QASample] = []
     docs: list[DocSample] = []
-    seen: dict[str, str] = {} if where is None else where
+    seen: dict[str, str] = {} if locations is None else locations
     for f in user_files(path):
         for lineno, row in read_jsonl(f):
             where = f"{f}:{lineno}"
