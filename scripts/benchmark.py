@@ -495,8 +495,6 @@ def main(argv: list[str] | None = None) -> int:
             if is_complete(folder) and not a.force:
                 print(f"[{i}/{len(todo)}] done already: {folder}", flush=True)
                 continue
-            if method == "original" and seed != p["seeds"][0]:
-                continue  # the original model does not depend on the unlearning seed
             spec = {
                 "method": method, "seed": seed, "forget": forget, "benchmark": a.benchmark,
                 "tofu_dir": a.tofu_dir, "model": a.model, "retain_model": p["retain"][forget],
@@ -510,7 +508,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             try:
                 if method == "original":
+                    # The embedded world draws its owners (and so its original model) per
+                    # seed: read the row from a run of the same seed when there is one.
                     done = [r for r in load_results(root) if r["forget_tag"] == tag(forget)]
+                    done.sort(key=lambda r: r["seed"] != seed)
                     if not done:
                         raise RuntimeError("no finished run of this request to read it from")
                     res = {"metrics": done[0]["original"], "original": done[0]["original"],
