@@ -54,14 +54,6 @@ def current_flags(text: str, vocab: set[str]) -> bool:
     return bool(gib.rule_flags([text], vocab)[0]["gibberish"])
 
 
-def pr(pairs: list[tuple[bool, bool]]) -> dict[str, Any]:
-    tp = sum(f and m for f, m in pairs)
-    flagged, bad = sum(f for f, _ in pairs), sum(m for _, m in pairs)
-    return {"n": len(pairs), "malformed": bad, "flagged": flagged, "true_pos": tp,
-            "precision": tp / flagged if flagged else None,
-            "recall": tp / bad if bad else None}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--home", type=Path, required=True, help="a DAREU_HOME with evaluations")
@@ -74,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --home {a.home}: not a folder", file=sys.stderr)
         return 2
     from dareu.data import load_benchmark
-    from dareu.eval.gibberish import corpus_vocabulary
+    from dareu.eval.gibberish import agreement, corpus_vocabulary
     from dareu.eval.grading import grader_for
 
     flag = current_flags if a.rules == "current" else session2_flags
@@ -97,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         by_label.setdefault(label.split(" round")[0], []).extend(
             (flag(r["generation"], vocab), not grader.well_formed(r["generation"])) for r in recs
         )
-    stats = {k: pr(v) for k, v in sorted(by_label.items())}
-    stats["all"] = pr([x for v in by_label.values() for x in v])
+    stats = {k: agreement(v) for k, v in sorted(by_label.items())}
+    stats["all"] = agreement([x for v in by_label.values() for x in v])
     print(f"rules: {a.rules}\n| model | answers | malformed | flagged | precision | recall |")
     print("|---|---|---|---|---|---|")
     for k, v in stats.items():

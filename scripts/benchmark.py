@@ -416,15 +416,10 @@ def detector_agreement(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]
     if not pairs:
         return "", {}
 
-    def pr(ps: list[tuple[bool, bool]]) -> dict[str, Any]:
-        tp = sum(f and m for f, m in ps)
-        flagged, bad = sum(f for f, _ in ps), sum(m for _, m in ps)
-        return {"n": len(ps), "malformed": bad, "flagged": flagged, "true_pos": tp,
-                "precision": tp / flagged if flagged else None,
-                "recall": tp / bad if bad else None}  # fmt: skip
+    from dareu.eval.gibberish import agreement
 
-    stats = {k: pr(v) for k, v in sorted(pairs.items())}
-    stats["all"] = pr([p for v in pairs.values() for p in v])
+    stats = {k: agreement(v) for k, v in sorted(pairs.items())}
+    stats["all"] = agreement([p for v in pairs.values() for p in v])
     lines = [
         "### Gibberish detector vs the exact grader (forget answers)",
         "",

@@ -174,6 +174,16 @@ def rule_flags(
     return out
 
 
+def agreement(pairs: Sequence[tuple[bool, bool]]) -> dict[str, Any]:
+    """Precision and recall of (flagged, truly malformed) pairs: the detector checked
+    against a reference such as the knowledge world's exact grader."""
+    tp = sum(f and m for f, m in pairs)
+    flagged, bad = sum(f for f, _ in pairs), sum(m for _, m in pairs)
+    return {"n": len(pairs), "malformed": bad, "flagged": flagged, "true_pos": tp,
+            "precision": tp / flagged if flagged else None,
+            "recall": tp / bad if bad else None}  # fmt: skip
+
+
 def rates(flags: Iterable[dict[str, Any]]) -> dict[str, float]:
     """Mean of each boolean flag over the answers."""
     rows = list(flags)
