@@ -57,6 +57,18 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("wall s", "wall_s", 1.0),
     ("peak MB", "peak_memory_mb", 1.0),
 )
+# The forgetting audit (dareu.eval.audit): leak recovered by each attack, a second table.
+AUDIT_COLUMNS: tuple[tuple[str, str, float], ...] = (
+    ("no attack %", "audit_incontext_leak_k0", 100.0),
+    ("relearn %", "audit_relearn_leak", 100.0),
+    ("relearn held-out %", "audit_relearn_heldout_leak", 100.0),
+    ("relearn all D_F %", "audit_relearn_all_leak", 100.0),
+    ("8-bit %", "audit_quant8_leak", 100.0),
+    ("4-bit %", "audit_quant4_leak", 100.0),
+    ("in-context k=2 %", "audit_incontext_leak_k2", 100.0),
+    ("in-context k=4 %", "audit_incontext_leak_k4", 100.0),
+    ("audit s", "audit_seconds", 1.0),
+)
 RESULT_FILE = "result.json"
 DEFAULT_METHODS = (
     "original", "retrain", "finetune", "ga", "graddiff", "kl", "npo", "simnpo", "idknll",
@@ -108,6 +120,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="run in this process (peak memory is then the process high-water mark)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads per run")
+    p.add_argument("--no-audit", dest="audit", action="store_false",
+                   help="skip the forgetting audit of every evaluated model")  # fmt: skip
     p.add_argument("--report-only", action="store_true", help="only rebuild the table and plot")
     return p.parse_args(argv)
 
@@ -242,6 +256,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         eval_max_new_tokens=spec["eval_max_new_tokens"],
         eval_batch_size=spec["eval_batch_size"],
         eval_max_samples=spec["eval_max_samples"],
+        audit=spec.get("audit", True),
         progress=False,
     )
     tiny = spec["model"] is None
@@ -322,7 +337,11 @@ def value(r: dict[str, Any], key: str) -> Any:
     return r.get(key) if key in ("train_s", "wall_s", "peak_memory_mb") else r["metrics"].get(key)
 
 
-def table(rows: list[dict[str, Any]], methods: list[str]) -> tuple[str, list[dict[str, Any]]]:
+def table(
+    rows: list[dict[str, Any]],
+    methods: list[str],
+    columns: tuple[tuple[str, str, float], ...] = COLUMNS,
+) -> tuple[str, list[dict[str, Any]]]:
     """One markdown table per forget request; cells are mean ± sd over seeds."""
     from dareu.eval.compare import cell
 
@@ -331,14 +350,14 @@ def table(rows: list[dict[str, Any]], methods: list[str]) -> tuple[str, list[dic
     for forget in sorted({r["forget_tag"] for r in rows}):
         sub = [r for r in rows if r["forget_tag"] == forget]
         lines += [f"### forget request: {forget}", ""]
-        head = ["method", "n", *[c[0] for c in COLUMNS]]
+        head = ["method", "n", *[c[0] for c in columns]]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         order = [m for m in methods if any(r["method"] == m for r in sub)]
         order += sorted({r["method"] for r in sub} - set(order))
         for m in order:
             runs = [r for r in sub if r["method"] == m]
             cells, entry = [], {"forget": forget, "method": m, "seeds": [r["seed"] for r in runs]}
-            for _title, key, scale in COLUMNS:
+            for _title, key, scale in columns:
                 vals = [value(r, key) for r in runs]
                 nums = [v * scale for v in vals if isinstance(v, int | float)]
                 cells.append(cell(nums) if nums else "–")
@@ -437,6 +456,8 @@ def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
 
     rows = load_results(root)
     md, agg = table(rows, methods)
+    audit_md, audit_agg = table(rows, methods, AUDIT_COLUMNS)
+    audited = any(value(r, "audit_seconds") is not None for r in rows)
     det_md, det = detector_agreement(rows)
     notes = [
         "# Unlearning benchmark",
@@ -455,13 +476,29 @@ def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
         "are the starting and gold-standard models.",
         "",
         md,
+        *(
+            [
+                "## Forgetting audit: leak recovered by each attack (dareu.eval.audit)",
+                "",
+                "Share of forget facts stated after the attack, on a copy of each model: relearn = "
+                "20 steps on half of the forget facts, asked on the other half; relearn all D_F = "
+                "the paper's Fig. 7 variant; 8/4-bit = round-to-nearest, group 128; in-context = "
+                "k of the owner's other facts in the prompt. 'retrain' is the floor, 'original' "
+                "the ceiling.",
+                "",
+                audit_md,
+            ]
+            if audited
+            else []
+        ),
         det_md,
         f"Settings: `{json.dumps(meta)}`",
         "",
     ]
     atomic_write_text(root / "results.md", "\n".join(notes))
     atomic_write_json(root / "results.json",
-                      {"meta": meta, "rows": rows, "aggregate": agg, "detector": det})  # fmt: skip
+                      {"meta": meta, "rows": rows, "aggregate": agg, "audit": audit_agg,
+                       "detector": det})  # fmt: skip
     plot(agg, root / "forget_vs_utility.png")
     return root / "results.md"
 
@@ -496,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fmt": a.fmt, "dtype": a.dtype, "threads": a.threads,
                 "eval_max_new_tokens": a.eval_max_new_tokens or (64 if a.model is None else 200),
                 "eval_batch_size": a.eval_batch_size, "eval_max_samples": a.eval_max_samples,
-                "hparams": p["hparams"].get(method, {}),
+                "audit": a.audit, "hparams": p["hparams"].get(method, {}),
                 "train": {**p["train"].get("*", {}), **p["train"].get(method, {})},
             }  # fmt: skip
             print(f"[{i}/{len(todo)}] {method} seed {seed} forget {tag(forget)} ...", flush=True)

@@ -86,6 +86,20 @@ def add_shared(p: argparse.ArgumentParser) -> None:
         help="knowledge world (tiny default only): background people the base is pretrained "
         "on (default 3000; built once per machine per value)",
     )
+    add(
+        "--no-audit",
+        dest="audit",
+        action="store_false",
+        default=None,
+        help="skip the forgetting audit (relearn, quantize, in-context probes) of every "
+        "evaluated model (docs/evaluation.md)",
+    )
+    add(
+        "--audit-relearn-steps",
+        type=int,
+        default=None,
+        help="fine-tuning steps of the audit's relearning attack (default 20)",
+    )
     add("--no-progress", dest="progress", action="store_false", default=None)
     add(
         "--profile",
@@ -163,11 +177,9 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ValueError(f"--config: {p} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ValueError(f"--config: {p} must hold a mapping of settings")
-    known = (
-        {f.name for f in dataclasses.fields(JobConfig)}
-        | {f.name for f in dataclasses.fields(PPOConfig)}
-        | {"profile"}
-    )
+    known = {f.name for f in dataclasses.fields(JobConfig)} | {
+        f.name for f in dataclasses.fields(PPOConfig)
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"--config: {p} has unknown settings {unknown}")
@@ -206,7 +218,7 @@ def build_configs(a: argparse.Namespace) -> tuple[JobConfig, PPOConfig]:
     )
     job_fields = {f.name for f in dataclasses.fields(JobConfig)}
     job = JobConfig(**{k: v for k, v in given.items() if k in job_fields})
-    profile = given.get("profile") or ("tiny" if job.model is None else "paper")
+    profile = job.resolved_profile
     if "eval_max_new_tokens" not in given:
         job.eval_max_new_tokens = 64 if profile == "tiny" else 200
     ppo_names = {f.name for f in dataclasses.fields(PPOConfig)}

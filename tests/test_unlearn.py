@@ -77,6 +77,41 @@ def test_config_file_and_flag_precedence(script: ModuleType, tmp_path: Path) -> 
         script.build_configs(script.parse(["--config", str(bad)]))
 
 
+@pytest.mark.parametrize("method", ["dareu", "npo", "ga"])
+def test_profile_flag_reaches_every_method(
+    script: ModuleType, method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--profile is resolved once (JobConfig) and used by DareU and every baseline: before,
+    a baseline recomputed it from --model and silently ignored the flag."""
+    import dareu.methods.trainer as trainer
+    from dareu.pipeline import run_baseline_round
+
+    job, ppo = script.build_configs(script.parse(["--method", method, "--profile", "paper"]))
+    assert job.resolved_profile == "paper" and ppo.lr == script.paper_config().lr
+    assert job.audit_config() is not None and job.audit_config().relearn_lr == 1e-5
+    seen: dict[str, str | None] = {}
+    monkeypatch.setattr(
+        trainer, "run_method", lambda name, cfg, **kw: seen.setdefault("profile", cfg.profile)
+    )
+    bench = _tiny_bench()
+    run_baseline_round(job, {"hparams": {}, "train": {}}, bench, bench.forget, None, None,
+                       tmp_path, None)  # fmt: skip
+    assert seen["profile"] == "paper"
+    tiny, _ = script.build_configs(script.parse(["--method", method]))
+    assert tiny.resolved_profile == "tiny" and tiny.audit_config().relearn_lr == 1e-3
+    assert script.build_configs(script.parse(["--no-audit"]))[0].audit_config() is None
+
+
+def _tiny_bench() -> Any:
+    from dareu.data.schema import Benchmark, QASample
+
+    rows = [QASample(id=f"q{i}", owner="a" if i < 2 else "b", question=f"Q{i}?", answer="A.")
+            for i in range(4)]  # fmt: skip
+    return Benchmark(name="t", forget=rows[:2], retain=rows[2:], forget_eval=rows[:2],
+                     retain_eval=rows[2:], holdout=[], test_sets={}, owners=["a", "b"],
+                     forget_owners=["a"])  # fmt: skip
+
+
 def test_sequential_rounds_are_cumulative_unless_asked(script: ModuleType) -> None:
     """Later requests must not undo earlier ones (docs/dareu.md); the literal rounds are opt-in."""
     assert script.build_configs(script.parse(["--rounds", "2"]))[0].cumulative_rounds is True
@@ -166,6 +201,13 @@ def test_main_job_end_to_end_and_cached(tmp_path: Path) -> None:
         for who in ("original", "retain", "unlearned"):
             assert row[who]["forget_attr_score"] is not None
             assert row[who]["forget_rougeL"] is not None
+            # The forgetting audit runs by default on every evaluated model; 4 facts per
+            # owner leave 3 others, so k=4 has no fact to ask (None, not absent or 0).
+            for key in ("audit_relearn_leak", "audit_relearn_heldout_leak", "audit_quant8_leak",
+                        "audit_quant4_leak", "audit_incontext_leak_k2"):  # fmt: skip
+                assert 0.0 <= row[who][key] <= 1.0, (who, key)
+            assert row[who]["audit_incontext_leak_k4"] is None
+    assert "Forgetting audit" in (out / "report.md").read_text()
     assert (out / "report.md").is_file() and (out / "curves.png").is_file()
     log = [json.loads(x) for x in (out / "round-0" / "log.jsonl").read_text().splitlines()]
     for key in ("reward_mean", "attr_score", "kl", "pg_loss", "vf_loss", "dis_loss",

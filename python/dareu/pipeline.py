@@ -30,6 +30,7 @@ from dareu.cache import (
     stage_lock,
 )
 from dareu.data.schema import Benchmark, QASample
+from dareu.eval.audit import AuditConfig
 from dareu.ppo.config import PPOConfig
 
 JOB_VERSION = 1  # bump when the job changes what a given config produces
@@ -69,6 +70,26 @@ class JobConfig:
     # Knowledge world, tiny default only: background people the base is pretrained on
     # (None = 3000 for the tiny size; the base is cached once per machine per value).
     pretrain_people: int | None = None
+    # Default hyperparameters: "tiny" (the embedded default) or "paper" (a real model);
+    # None: tiny without --model. Resolved here once, for DareU and every baseline.
+    profile: str | None = None
+    # The forgetting audit (relearn, quantize, in-context) on every evaluated model.
+    audit: bool = True
+    audit_relearn_steps: int = 20
+
+    @property
+    def resolved_profile(self) -> str:
+        return self.profile or ("tiny" if self.model is None else "paper")
+
+    def audit_config(self) -> AuditConfig | None:
+        """The audit's settings: relearning at the profile's unlearning lr and batch."""
+        if not self.audit:
+            return None
+        from dareu.methods.defaults import PAPER, TINY
+
+        train = TINY if self.resolved_profile == "tiny" else PAPER
+        return AuditConfig(relearn_steps=self.audit_relearn_steps, relearn_lr=train.lr,
+                           relearn_batch_size=train.batch_size, seed=self.seed)  # fmt: skip
 
     def validate(self) -> None:
         """Cheap checks before any compute; ValueError names the flag."""
@@ -99,6 +120,10 @@ class JobConfig:
                 raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
         if self.eval_max_samples is not None and self.eval_max_samples < 1:
             raise ValueError("--eval-max-samples: must be >= 1")
+        if self.profile not in (None, "tiny", "paper"):
+            raise ValueError(f"--profile: must be 'tiny' or 'paper', got {self.profile!r}")
+        if self.audit_relearn_steps < 1:
+            raise ValueError(f"--audit-relearn-steps: must be >= 1, got {self.audit_relearn_steps}")
         if self.pretrain_people is not None and self.pretrain_people < 1:
             raise ValueError(f"--pretrain-people: must be >= 1, got {self.pretrain_people}")
         if self.model is not None:
@@ -252,6 +277,7 @@ def evaluate_folder(
         max_samples=job.eval_max_samples,
         run_config=run_config,
         progress=job.progress,
+        audit=job.audit_config(),
     )
     res.summary.update(extra_metrics(res, attributor, tok, empty))
     res.summary["label"] = run_config.get("label")
@@ -508,9 +534,13 @@ def _run_locked(
         # across runs (they depend only on the model, the benchmark view and eval settings).
         if state.is_main_process:
             view = round_view(bench, forgotten)
+            audit_cfg = job.audit_config()
+            from dareu.eval.evaluator import EVAL_VERSION
+
             ekey = content_hash(
-                bench.name, sorted(forgotten), job.fmt, job.eval_max_new_tokens,
+                EVAL_VERSION, bench.name, sorted(forgotten), job.fmt, job.eval_max_new_tokens,
                 job.eval_max_samples, job.max_length, job.attributor, empty_score,
+                *([audit_cfg.to_dict()] if audit_cfg is not None else []),
             )  # fmt: skip
             common: dict[str, Any] = {"attributor": attributor, "empty": empty_score}
             ret_eval = None
@@ -606,7 +636,7 @@ def run_baseline_round(
         fmt=job.fmt,
         seed=job.seed,
         dtype=job.dtype,
-        profile="tiny" if job.model is None else "paper",
+        profile=job.resolved_profile,
         hparams=dict(baseline.get("hparams", {})),
         **baseline.get("train", {}),
     )

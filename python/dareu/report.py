@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dareu.cache import atomic_write_text
+from dareu.eval.audit import PROBES, audit_key, before_probe
 
 # (summary key, label, higher is "more forgotten" / better?) rows of the results table.
 ROWS: tuple[tuple[str, str], ...] = (
@@ -85,12 +86,89 @@ def _plt() -> Any:
     return plt
 
 
+def _integer_ticks(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_relearn(rows: list[dict[str, Any]], out: Path, name: str = "DareU") -> Path | None:
+    """The audit's relearning curve (paper Fig. 7): leak and ROUGE-L on the forget facts
+    over fine-tuning steps on all of D_F, for the original, retain and unlearned models."""
+    last = rows[-1] if rows else {}
+    models = [("original", last.get("original"), "tab:red"),
+              ("retain", last.get("retain"), "tab:green"),
+              (name, last.get("unlearned"), "tab:blue")]  # fmt: skip
+    curves = [(n, s["audit_relearn_curve"], c) for n, s, c in models
+              if s and s.get("audit_relearn_curve")]  # fmt: skip
+    if not curves:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric, title in ((axes[0], "leak", "forget facts stated (exact grade)"),
+                              (axes[1], "rougeL", "forget ROUGE-L recall")):  # fmt: skip
+        for label, curve, color in curves:
+            pts = [(p["step"], p[metric]) for p in curve if p.get(metric) is not None]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", color=color, label=label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("relearning steps on all forget QA", fontsize=8)
+        _integer_ticks(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def audit_section(row: dict[str, Any], name: str = "DareU") -> list[str]:
+    """Each attack's recovered leak: the unlearned model after the attack next to the
+    original (ceiling) and the retain model (floor) after the same attack, and its gain
+    over the same questions unattacked. Knowledge that is only hidden comes back: a gain
+    above the retain model's (which cannot recover what it never saw)."""
+    o, r, d = row["original"], row.get("retain") or {}, row["unlearned"]
+    if d.get("audit_config") is None:
+        return []
+    metric = "leak" if d.get("audit_graded") else "rougeL"
+    what = "stated (exact grade)" if metric == "leak" else "recalled (ROUGE-L recall)"
+    md = ["\n## Forgetting audit: gone, or only hidden?\n",
+          f"Share of forget facts {what} after each attack on a copy of the model "
+          "(docs/evaluation.md, \"Audit\"). The retain model never saw the forget owners: "
+          "its figure is the floor, the original's the ceiling. Gain = after the attack "
+          "minus the same questions unattacked.\n",
+          f"| attack | original (ceiling) | retain (floor) | {name} | {name} gain | "
+          "retain gain |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for probe, label in PROBES:
+        key, base = audit_key(probe, metric), audit_key(before_probe(probe), metric)
+        vals = [o.get(key), r.get(key), d.get(key)]
+        if all(v is None for v in vals):
+            continue
+        gains = (
+            [_gain(d, key, base), _gain(r, key, base)] if probe != "incontext_k0" else [None] * 2
+        )
+        md.append(f"| {label} | " + " | ".join(map(fmt, [*vals, *gains])) + " |")
+    md.append(f"\nAudit time for {name}: {fmt(d.get('audit_seconds'))} s.\n")
+    return md
+
+
+def _gain(summary: dict[str, Any], key: str, base: str) -> float | None:
+    after, before = summary.get(key), summary.get(base)
+    return None if after is None or before is None else after - before
+
+
 def plot_curves(logs: dict[int, list[dict[str, Any]]], out: Path) -> Path | None:
     """Per-batch training curves (x = rollout batch, rounds concatenated)."""
     if not any(logs.values()):
         return None
     plt = _plt()
-    keys = [(k, t) for k, t in CURVES if any(k in rec for lg in logs.values() for rec in lg)]
+    # A curve with no value (e.g. the fact leak on TOFU, which has no fact spans) is hidden.
+    keys = [
+        (k, t)
+        for k, t in CURVES
+        if any(rec.get(k) is not None for lg in logs.values() for rec in lg)
+    ]
     ncol = 2
     nrow = (len(keys) + 1) // 2
     fig, axes = plt.subplots(nrow, ncol, figsize=(10, 2.4 * nrow), squeeze=False)
@@ -103,6 +181,7 @@ def plot_curves(logs: dict[int, list[dict[str, Any]]], out: Path) -> Path | None
             offset += max((rec["batch"] for rec in lg), default=0)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("rollout batch", fontsize=8)
+        _integer_ticks(ax)
         ax.tick_params(labelsize=7)
         if len(logs) > 1:
             ax.legend(fontsize=7)
@@ -128,15 +207,22 @@ def plot_tradeoff(rows: list[dict[str, Any]], out: Path, name: str = "DareU") ->
             ("original", rows[0]["original"], "tab:red"),
             ("retain", rows[0]["retain"], "tab:green"),
         ]
-        pts += [(f"{name} r{row['round']}", row["unlearned"], "tab:blue") for row in rows]
-        for name, s, color in pts:
+        pts += [
+            (f"{name} r{row['round']}" if len(rows) > 1 else name, row["unlearned"], "tab:blue")
+            for row in rows
+        ]
+        for i, (label, s, color) in enumerate(pts):
             if not s or s.get(xkey) is None or s.get("retain_rougeL") is None:
                 continue
             ax.scatter(s[xkey], s["retain_rougeL"], color=color, s=50)
-            ax.annotate(name, (s[xkey], s["retain_rougeL"]), fontsize=8, xytext=(4, 4),
-                        textcoords="offset points")  # fmt: skip
+            # Stagger labels so that points at the same place stay readable.
+            ax.annotate(label, (s[xkey], s["retain_rougeL"]), fontsize=8,
+                        xytext=(4, 4 - 11 * i), textcoords="offset points")  # fmt: skip
+        # Shares and ROUGE live in [0, 1]: fixed axes, so a 0.015 gap looks like one.
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(xlabel, fontsize=9)
-        ax.set_ylabel("retain ROUGE-L recall (utility)", fontsize=9)
+        ax.set_ylabel("retain ROUGE-L recall", fontsize=9)
         ax.grid(alpha=0.3)
     fig.suptitle("forget vs utility", fontsize=10)
     fig.tight_layout()
@@ -220,6 +306,10 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
             )
         md.append("\n## Checks\n")
         md += acceptance_checks(rows[-1], name)
+        md += audit_section(rows[-1], name)
+        relearn_png = plot_relearn(rows, run_dir / "relearn.png", name)
+        if relearn_png:
+            md.append(f"![relearning curve]({relearn_png.name})\n")
     else:
         md.append("(evaluation was skipped: --no-evaluate)\n")
     md.append("\n## Training curves\n")

@@ -27,20 +27,38 @@ def check_format(fmt: str) -> PromptFormat:
     return fmt  # type: ignore[return-value]
 
 
-def format_prompt(question: str, tokenizer: Any, fmt: PromptFormat) -> str:
-    """The text the model sees before the answer."""
+def format_prompt(
+    question: str,
+    tokenizer: Any,
+    fmt: PromptFormat,
+    context: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The text the model sees before the answer.
+
+    `context`: earlier (question, answer) turns in the same format, before `question`
+    (the audit's in-context probe); empty for training and ordinary evaluation.
+    """
     check_format(fmt)
     if fmt == "llama2":
-        return f"[INST] {question} [/INST]"
+        turns = [f"[INST] {q} [/INST] {a}" for q, a in context]
+        return " ".join([*turns, f"[INST] {question} [/INST]"])
     if fmt == "plain":
-        return f"Question: {question}\nAnswer:"
+        turns = [f"Question: {q}\nAnswer: {a}\n" for q, a in context]
+        return "".join(turns) + f"Question: {question}\nAnswer:"
     if getattr(tokenizer, "chat_template", None) is None:
         raise ValueError(
             "prompt format 'chat' needs a tokenizer with a chat template, but this tokenizer "
             "has none (tokenizer.chat_template is None); use 'llama2' or 'plain'"
         )
+    messages = [
+        m
+        for q, a in context
+        for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})
+    ]
     text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        [*messages, {"role": "user", "content": question}],
+        tokenize=False,
+        add_generation_prompt=True,
     )
     return str(text)
 
@@ -117,12 +135,20 @@ def collate_train(
     return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
 
 
-def encode_prompts(tokenizer: Any, questions: list[str], fmt: PromptFormat) -> BatchEncoding:
+def encode_prompts(
+    tokenizer: Any,
+    questions: list[str],
+    fmt: PromptFormat,
+    contexts: Sequence[Sequence[tuple[str, str]]] | None = None,
+) -> BatchEncoding:
     """Left-padded prompts for `generate()`, so every row's continuation starts at the end.
 
     Pads by hand instead of flipping `tokenizer.padding_side`, so a shared tokenizer is
-    never left in a changed state.
+    never left in a changed state. `contexts[i]`: earlier turns of prompt i (see
+    `format_prompt`).
     """
+    if contexts is not None and len(contexts) != len(questions):
+        raise ValueError(f"{len(contexts)} contexts for {len(questions)} questions")
     if not questions:
         raise ValueError("encode_prompts got no questions")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else None
@@ -130,7 +156,11 @@ def encode_prompts(tokenizer: Any, questions: list[str], fmt: PromptFormat) -> B
         pad_id = tokenizer.eos_token_id
     if pad_id is None:
         raise ValueError("tokenizer has neither pad_token_id nor eos_token_id to pad with")
-    rows = [_ids(tokenizer, format_prompt(q, tokenizer, fmt), _add_special(fmt)) for q in questions]
+    ctx = contexts if contexts is not None else [()] * len(questions)
+    rows = [
+        _ids(tokenizer, format_prompt(q, tokenizer, fmt, c), _add_special(fmt))
+        for q, c in zip(questions, ctx, strict=True)
+    ]
     width = max(len(r) for r in rows)
     input_ids = [[pad_id] * (width - len(r)) + r for r in rows]
     mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]

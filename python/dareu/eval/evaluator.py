@@ -25,6 +25,7 @@ from dareu.cache import DONE_MARKER, atomic_dir, atomic_write_text, content_hash
 from dareu.data.schema import Benchmark, QASample
 from dareu.eval import gibberish as gib
 from dareu.eval import metrics as M
+from dareu.eval.audit import PROBES, AuditConfig, audit_key
 from dareu.eval.generation import generate_answers
 from dareu.eval.grading import CLASSES as GRADE_CLASSES
 from dareu.eval.grading import SPLITS as GRADE_SPLITS
@@ -33,6 +34,9 @@ from dareu.eval.leak import leak_flags, leak_rate, mentions
 from dareu.eval.rouge import rouge_recall
 from dareu.eval.scoring import AnswerScorer, AnswerStats
 
+# Bump when the evaluation of a given model and benchmark changes (cached evaluations of
+# the original and retain models are keyed by it). 2: the forgetting audit.
+EVAL_VERSION = 2
 SUMMARY_FILE = "summary.json"
 PER_SAMPLE_FILE = "per_sample.json"
 MARKDOWN_FILE = "results.md"
@@ -204,6 +208,7 @@ def evaluate_model(
     mia_k: float = 0.4,
     run_config: dict[str, Any] | None = None,
     progress: bool = True,
+    audit: AuditConfig | None = None,
 ) -> EvalResult:
     """Evaluate `model` on `benchmark`; see docs/evaluation.md for every key.
 
@@ -213,6 +218,7 @@ def evaluate_model(
     gibberish_model: a local HF text-classification folder that replaces the rule detector.
     run_config: the configuration of the run that produced `model` (method, seed, ...);
       runs whose run_config differs only in "seed" share a `config_key`.
+    audit: run the forgetting audit (relearn, quantize, in-context; dareu.eval.audit).
     """
     from dareu.data.formatting import check_format
 
@@ -262,10 +268,10 @@ def evaluate_model(
         model, tokenizer, fmt, batch_size=batch_size, max_length=max_length, progress=progress
     )
 
-    def generate(questions: list[str], desc: str) -> list[str]:
+    def generate_with(m: Any, questions: list[str], desc: str, contexts: Any = None) -> list[str]:
         t = time.perf_counter()
         out = generate_answers(
-            model,
+            m,
             tokenizer,
             questions,
             fmt,
@@ -273,10 +279,14 @@ def evaluate_model(
             batch_size=batch_size,
             progress=progress,
             desc=desc,
+            contexts=contexts,
         )
         timing["generate_s"] += time.perf_counter() - t
         timing["n_generated"] += len(questions)
         return out
+
+    def generate(questions: list[str], desc: str) -> list[str]:
+        return generate_with(model, questions, desc)
 
     def score(pairs: list[tuple[str, str]], desc: str) -> list[AnswerStats]:
         t = time.perf_counter()
@@ -348,6 +358,17 @@ def evaluate_model(
     if grader is not None:
         summary.update(_grade_probe(per_sample, {"forget": forget, "retain": retain}, grader,
                                     generate))  # fmt: skip
+
+    if audit is not None:
+        from dareu.eval.audit import run_audit
+
+        t_audit = time.perf_counter()
+        keys, per_sample["audit"] = run_audit(
+            model, tokenizer, benchmark.forget, forget, grader=grader, generate=generate_with,
+            fmt=fmt, cfg=audit, max_length=max_length,
+        )  # fmt: skip
+        summary.update(keys)
+        summary["audit_seconds"] = time.perf_counter() - t_audit
 
     gens = [r["generation"] for r in fr]
     ppls: list[float | None] | None = None
@@ -515,6 +536,7 @@ def evaluate_model(
         "max_samples": max_samples,
         "mia_k": mia_k,
         "gibberish_detector": detector,
+        **({"audit": audit.to_dict()} if audit is not None else {}),
     }
     run = dict(run_config) if run_config else {"model": _model_name(model)}
     summary["config"] = {"eval": eval_cfg, "run": run}
@@ -706,6 +728,12 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             ["split", *GRADE_CLASSES], [[sp, *[g(f"{sp}_grade_{c}") for c in GRADE_CLASSES]]
                                         for sp in graded]
         )  # fmt: skip
+    if g("audit_config") is not None:
+        lines += ["### Forgetting audit (forget facts; dareu.eval.audit)", ""]
+        lines += _table(
+            ["probe", "leak", "ROUGE-L"],
+            [[label, g(audit_key(p, "leak")), g(audit_key(p, "rougeL"))] for p, label in PROBES],
+        )
     lines += ["### Membership inference (forget vs holdout)", ""]
     lines += _table(
         ["attack", "AUC", "privleak"],

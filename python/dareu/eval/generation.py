@@ -6,6 +6,7 @@ same position and the KV cache can be used for the whole batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -42,10 +43,12 @@ def generate_answers(
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "generate",
+    contexts: Sequence[Sequence[tuple[str, str]]] | None = None,
 ) -> list[str]:
     """Greedy answers to `questions`, one string each, cut at EOS and stripped.
 
-    `fmt` is a `dareu.data.formatting.PromptFormat` ("plain", "llama2", "chat").
+    `fmt` is a `dareu.data.formatting.PromptFormat` ("plain", "llama2", "chat");
+    `contexts[i]` are earlier (question, answer) turns put before question i.
     Batch size halves on out-of-memory.
     """
     from dareu.data.formatting import encode_prompts
@@ -68,8 +71,13 @@ def generate_answers(
         eos_token_id=eos_ids or None,
     )
 
-    def one_batch(batch: list[str]) -> list[str]:
-        enc = encode_prompts(tokenizer, batch, fmt)
+    if contexts is not None and len(contexts) != len(questions):
+        raise ValueError(f"{len(contexts)} contexts for {len(questions)} questions")
+
+    def one_batch(rows: list[int]) -> list[str]:
+        batch = [questions[i] for i in rows]
+        ctx = [contexts[i] for i in rows] if contexts is not None else None
+        enc = encode_prompts(tokenizer, batch, fmt, ctx)
         input_ids = enc["input_ids"].to(device)
         attention_mask = enc["attention_mask"].to(device)
         generate: Any = model.generate  # typed loosely by transformers
@@ -85,7 +93,7 @@ def generate_answers(
     try:
         return run_batched(
             one_batch,
-            questions,
+            list(range(len(questions))),
             batch_size,
             desc=desc,
             progress=progress,
