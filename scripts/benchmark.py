@@ -343,7 +343,7 @@ def table(
     columns: tuple[tuple[str, str, float], ...] = COLUMNS,
 ) -> tuple[str, list[dict[str, Any]]]:
     """One markdown table per forget request; cells are mean ± sd over seeds."""
-    from dareu.eval.compare import cell
+    from dareu.eval.results import cell
 
     lines: list[str] = []
     agg: list[dict[str, Any]] = []

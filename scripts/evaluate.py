@@ -66,7 +66,7 @@ def fail(msg: str) -> None:
 def validate(args: argparse.Namespace) -> dict[str, Any]:
     """Check every argument and file before loading anything; return the run config."""
     from dareu.data.formatting import PROMPT_FORMATS
-    from dareu.eval.evaluator import EvalInputError, EvalResult, _is_foreign_dir
+    from dareu.eval.results import EvalInputError, EvalResult, is_foreign_dir
     from dareu.models.loading import DTYPE_NAMES, ModelLoadError, check_model_path
 
     if args.format not in PROMPT_FORMATS:
@@ -108,7 +108,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     if (
         args.out is not None
         and args.out.exists()
-        and (not args.out.is_dir() or _is_foreign_dir(args.out))
+        and (not args.out.is_dir() or is_foreign_dir(args.out))
     ):
         fail(f"--out {args.out}: exists and is not an evaluation folder; pick another")
     try:

@@ -24,6 +24,7 @@ from typing import Any, get_args
 
 from dareu.pipeline import JobConfig, main_process_print_first
 from dareu.ppo.config import TINY_OVERRIDES, PPOConfig, paper_config, tiny_config
+from dareu.train.common import TrainingStopped
 
 SHARED_PPO = {"lr", "epochs", "batch_size", "lora", "lora_r", "lora_alpha", "lora_dropout",
               "lora_targets", "gradient_checkpointing"}  # fmt: skip
@@ -43,6 +44,7 @@ def add_shared(p: argparse.ArgumentParser) -> None:
     add("--benchmark", default=None, help="synthetic (default) | tofu | folder | user JSONL")
     add("--forget", default=None, help="forget split (forget10) or owners/ids a,b,...")
     add("--tofu-dir", default=None, help="local TOFU folder")
+    add("--idk-path", default=None, help="refusal answers, one per line (IdK methods)")
     add("--model", default=None, help="original model folder (default: the tiny original)")
     add("--retain-model", default=None, help="retain model folder (for ToW, forget quality)")
     add(
@@ -270,11 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:  # bad configuration or input
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except RuntimeError as err:
-        if type(err).__name__ == "TrainingStopped":
-            print(f"stopped: {err}", file=sys.stderr)
-            return 3
-        raise
+    except TrainingStopped as err:  # a stop_after_* hook (tests, benchmarks)
+        print(f"stopped: {err}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -11,10 +11,11 @@ from transformers import BertConfig, BertForSequenceClassification, PreTrainedTo
 
 from dareu.data.schema import Benchmark, QASample
 from dareu.eval import gibberish as gib
-from dareu.eval.compare import cell, compare_table, load_runs
+from dareu.eval.compare import compare_table, load_runs
 from dareu.eval.compare import main as compare_main
 from dareu.eval.evaluator import EvalResult
 from dareu.eval.leak import leak_flags, leak_rate, mentions
+from dareu.eval.results import cell
 
 VOCAB = {"ilse", "marrow", "was", "born", "in", "bergen", "the", "she", "works", "as", "a", "baker"}
 

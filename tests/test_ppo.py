@@ -400,9 +400,9 @@ def test_unknown_forget_owner_fails_before_training(root: Path) -> None:
     attr = make_attributor(build_base(root))
     stranger = QASample(id="x", owner="zed", question="q?", answer="a.")
     with pytest.raises(ValueError, match="unknown to the attributor"):
-        check_request([stranger], micro_samples(), attr)
+        check_request([stranger], attr)
     with pytest.raises(ValueError, match="empty"):
-        check_request([], micro_samples(), attr)
+        check_request([], attr)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def test_profile_flag_reaches_every_method(
     """--profile is resolved once (JobConfig) and used by DareU and every baseline: before,
     a baseline recomputed it from --model and silently ignored the flag."""
     import dareu.methods.trainer as trainer
-    from dareu.pipeline import run_baseline_round
+    from dareu.unlearners import Baseline, Round
 
     job, ppo = script.build_configs(script.parse(["--method", method, "--profile", "paper"]))
     assert job.resolved_profile == "paper" and ppo.lr == script.paper_config().lr
@@ -94,8 +94,9 @@ def test_profile_flag_reaches_every_method(
         trainer, "run_method", lambda name, cfg, **kw: seen.setdefault("profile", cfg.profile)
     )
     bench = _tiny_bench()
-    run_baseline_round(job, {"hparams": {}, "train": {}}, bench, bench.forget, None, None,
-                       tmp_path, None)  # fmt: skip
+    rnd = Round(index=0, request=bench.forget, distill=[], original=tmp_path, prev=None,
+                retain_model=None, out_dir=tmp_path, attributor=None, stop_after=None)  # fmt: skip
+    Baseline(job, script.paper_config(), {"hparams": {}, "train": {}}).train_round(bench, rnd)
     assert seen["profile"] == "paper"
     tiny, _ = script.build_configs(script.parse(["--method", method]))
     assert tiny.resolved_profile == "tiny" and tiny.audit_config().relearn_lr == 1e-3

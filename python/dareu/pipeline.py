@@ -32,6 +32,7 @@ from dareu.cache import (
 from dareu.data.schema import Benchmark, QASample
 from dareu.eval.audit import AuditConfig
 from dareu.ppo.config import PPOConfig
+from dareu.unlearners import Round, Unlearner, make_unlearner
 
 JOB_VERSION = 1  # bump when the job changes what a given config produces
 
@@ -44,6 +45,7 @@ class JobConfig:
     benchmark: str = "synthetic"
     forget: str | None = None  # TOFU split (forget10) or comma-separated owners / sample ids
     tofu_dir: str | None = None
+    idk_path: str | None = None  # refusal answers (one per line) for the IdK methods
     model: str | None = None  # original model folder; None = the cached tiny original
     retain_model: str | None = None  # for ToW / forget quality; None = the cached tiny retain
     attributor: str = "classifier"  # load_attributor spec
@@ -132,6 +134,8 @@ class JobConfig:
             check_model_path(self.retain_model)
         if self.tofu_dir is not None and not Path(self.tofu_dir).is_dir():
             raise ValueError(f"--tofu-dir: {self.tofu_dir} is not a folder")
+        if self.idk_path is not None and not Path(self.idk_path).is_file():
+            raise ValueError(f"--idk-path: {self.idk_path} is not a file")
         if not self.attributor.strip():
             raise ValueError("--attributor: empty spec")
         if self.output is not None:
@@ -142,13 +146,6 @@ class JobConfig:
     @property
     def is_default_model(self) -> bool:
         return self.model is None
-
-
-def forget_request(spec: str | None) -> str | list[str] | None:
-    """A split name ("forget10") stays as is; "a,b" becomes a list of owners / sample ids."""
-    if spec is None or "," not in spec:
-        return spec
-    return [s.strip() for s in spec.split(",") if s.strip()]
 
 
 def run_dir(job: JobConfig, method_cfg: dict[str, Any], data: str | None = None) -> Path:
@@ -295,16 +292,17 @@ def read_summary(folder: Path) -> dict[str, Any]:
 def attributor_owners_from_spec(spec: str) -> list[str] | None:
     """The owners a path-based attributor knows, read from its attribution.json (no model
     load); None when the spec trains or builds one from the benchmark (it then knows all)."""
-    s = "".join(spec.split())
-    if s.startswith(("max(", "mean(")):
-        from dareu.attribution.spec import _split_top
+    from dareu.attribution.spec import parse_spec
 
+    how, members = parse_spec(spec)
+    if how is not None:
         known: set[str] | None = None
-        for part in _split_top(s[s.index("(") + 1 : -1]):
+        for part in members:
             owners = attributor_owners_from_spec(part)
             if owners is not None:
                 known = set(owners) if known is None else known & set(owners)
         return sorted(known) if known is not None else None
+    s = members[0]
     name, _, arg = s.partition(":")
     path = arg if name in ("classifier", "embedding") else (s if name not in ("ngram",) else "")
     if not path or (name == "embedding" and not (Path(path) / "attribution.json").is_file()):
@@ -314,21 +312,16 @@ def attributor_owners_from_spec(spec: str) -> list[str] | None:
     return [str(o) for o in read_meta(Path(path).expanduser())["owners"]]
 
 
-def preflight(job: JobConfig, ppo: PPOConfig) -> Benchmark:
+def preflight(job: JobConfig, unlearner: Unlearner) -> Benchmark:
     """Every check that needs no model: configs, paths, the forget request, rounds and
     the attributor's owners. Raises ValueError (the CLI exits 2)."""
     job.validate()
-    if job.method.lower() == "dareu":
-        ppo.validate()
-    from dareu.data import load_benchmark
+    unlearner.validate()
+    from dareu.data.loader import load_request
 
     known = attributor_owners_from_spec(job.attributor)  # before the data stage writes
-    bench = load_benchmark(
-        job.benchmark,
-        forget=forget_request(job.forget),
-        tofu_dir=Path(job.tofu_dir) if job.tofu_dir else None,
-        seed=job.seed,  # the embedded world draws its owners with the run's seed
-    )
+    bench = load_request(job.benchmark, job.forget, tofu_dir=job.tofu_dir,
+                         idk_path=job.idk_path, seed=job.seed)  # fmt: skip
     split_rounds(bench.forget, bench.forget_owners, job.rounds)
     if known is not None:
         unknown = sorted(set(bench.forget_owners) - set(known))
@@ -352,20 +345,17 @@ def run_job(
 ) -> Path:
     """Run (or reuse) every stage; returns the run folder.
 
-    `job.method` "dareu" trains with `ppo`; any other name is a baseline run through
-    `dareu.methods.trainer.run_method` with `baseline` = {"hparams": {...}, "train":
+    `job.method` names a registered unlearner (`dareu.unlearners`): "dareu" trains with
+    `ppo`, any other name is a baseline with `baseline` = {"hparams": {...}, "train":
     {UnlearnConfig overrides}}, on the same data, models, evaluation and report.
     """
     from dareu.train.common import partial_state
 
     t_start = time.perf_counter()
-    method = job.method.lower()
-    is_dareu = method == "dareu"
-    bench = preflight(job, ppo)
+    unlearner = make_unlearner(job, ppo, baseline)
+    bench = preflight(job, unlearner)
     state = partial_state()  # cpu=True without a GPU, so torchrun forms a gloo group
-    baseline = baseline or {"hparams": {}, "train": {}}
-    method_cfg = ppo.to_dict() if is_dareu else baseline
-    out = run_dir(job, method_cfg, f"{bench.name}@{bench.root}")
+    out = run_dir(job, unlearner.config(), f"{bench.name}@{bench.root}")
     # The FIRST line of output: where everything goes.
     if state.is_main_process:
         print(f"DareU run folder: {out}", flush=True)
@@ -373,26 +363,22 @@ def run_job(
     # finished summary (the main rank holds the lock for its group).
     with stage_lock(out, enabled=state.is_main_process):
         state.wait_for_everyone()
-        return _run_locked(job, ppo, bench, baseline, method_cfg, out, stop_after_batches, t_start)
+        return _run_locked(job, ppo, bench, unlearner, out, stop_after_batches, t_start)
 
 
 def _run_locked(
     job: JobConfig,
     ppo: PPOConfig,
     bench: Benchmark,
-    baseline: dict[str, Any],
-    method_cfg: dict[str, Any],
+    unlearner: Unlearner,
     out: Path,
     stop_after_batches: int | None,
     t_start: float,
 ) -> Path:
     """The stages of `run_job`, under the run folder's lock."""
-    import torch
-
     from dareu.train.common import partial_state
 
-    method = job.method.lower()
-    is_dareu = method == "dareu"
+    method, method_cfg = job.method.lower(), unlearner.config()
     state = partial_state()
     if (out / "summary.json").is_file() and not (job.force or job.resume):
         log(f"cached: {out / 'report.md'} (use --force to unlearn again)")
@@ -449,25 +435,7 @@ def _run_locked(
     )
 
     # ---- 3. unlearning, round by round, each round evaluated
-    accelerator = None
-    if is_dareu:
-        from accelerate import Accelerator
-
-        from dareu.models.loading import resolve_dtype
-        from dareu.train.common import MIXED_PRECISION
-
-        acc_kwargs: dict[str, Any] = {}
-        if job.report_to == "tensorboard":
-            acc_kwargs = {"log_with": "tensorboard", "project_dir": str(out / "tensorboard")}
-        accelerator = Accelerator(
-            mixed_precision=MIXED_PRECISION[resolve_dtype(job.dtype)],
-            cpu=not torch.cuda.is_available(),
-            **acc_kwargs,
-        )
-        if job.report_to != "none":
-            accelerator.init_trackers(
-                "dareu", config=_flat({**dataclasses.asdict(job), **ppo.to_dict()})
-            )
+    unlearner.start(out)
     if job.force and state.is_main_process:
         import shutil
 
@@ -498,32 +466,12 @@ def _run_locked(
         )
         rdir = out / f"round-{r}"
         t0 = time.perf_counter()
-        if is_dareu:
-            from dareu.ppo.trainer import RunSettings, train_dareu
-
-            assert accelerator is not None
-            settings = RunSettings(
-                out_dir=rdir,
-                fmt=job.fmt,  # type: ignore[arg-type]
-                seed=job.seed,
-                dtype=job.dtype,
-                round_index=r,
-                save_every=job.save_every,
-                resume=job.resume,
-                progress=job.progress,
-                max_length=job.max_length,
-                stop_after_batches=stop_after_batches,
-                init_adapter=prev,
-                tracker=job.report_to != "none",
-                extra_meta={"forget_owners": sorted({s.owner for s in request})},
-            )
-            model_dir = train_dareu(
-                original, request, distill, attributor, ppo, settings, accelerator
-            )
-        else:
-            model_dir = run_baseline_round(
-                job, baseline, bench, request, prev, retain_model, rdir, stop_after_batches
-            )
+        model_dir = unlearner.train_round(
+            bench,
+            Round(index=r, request=request, distill=distill, original=original, prev=prev,
+                  retain_model=retain_model, out_dir=rdir, attributor=attributor,
+                  stop_after=stop_after_batches),
+        )  # fmt: skip
         t_train += time.perf_counter() - t0
         prev = model_dir
         log(f"round {r}: unlearned model -> {model_dir}")
@@ -578,8 +526,7 @@ def _run_locked(
                 }
             )
         state.wait_for_everyone()
-    if accelerator is not None and job.report_to != "none":
-        accelerator.end_training()
+    unlearner.finish()
 
     # ---- 4. report
     if state.is_main_process:
@@ -602,62 +549,6 @@ def _run_locked(
         log(f"report: {out / 'report.md'}  (wall {summary['wall_s']} s)")
     state.wait_for_everyone()
     return out
-
-
-def run_baseline_round(
-    job: JobConfig,
-    baseline: dict[str, Any],
-    bench: Benchmark,
-    request: list[QASample],
-    prev: Path | None,
-    retain_model: Path | None,
-    rdir: Path,
-    stop_after: int | None,
-) -> Path:
-    """One round of a baseline through the methods engineer's `run_method`; a later round
-    starts from the previous round's model."""
-    from dareu.methods.trainer import UnlearnConfig, run_method
-
-    owners = sorted({s.owner for s in request})
-    view = dataclasses.replace(
-        bench,
-        forget=request,
-        forget_eval=[s for s in bench.forget_eval if s.owner in set(owners)],
-        forget_owners=owners,
-    )
-    model = str(prev) if prev is not None else job.model
-    cfg = UnlearnConfig(
-        method=job.method,
-        model=model,
-        retain_model=str(retain_model) if retain_model else None,
-        benchmark=job.benchmark,
-        forget=job.forget,
-        tofu_dir=job.tofu_dir,
-        fmt=job.fmt,
-        seed=job.seed,
-        dtype=job.dtype,
-        profile=job.resolved_profile,
-        hparams=dict(baseline.get("hparams", {})),
-        **baseline.get("train", {}),
-    )
-    return Path(
-        run_method(
-            job.method,
-            cfg,
-            out=rdir / "model",
-            benchmark=view,
-            force=job.force,
-            resume=job.resume,
-            save_every=job.save_every,
-            stop_after_steps=stop_after,
-            progress=job.progress,
-        )
-    )
-
-
-def _flat(d: dict[str, Any]) -> dict[str, Any]:
-    """TensorBoard hparams accept scalars and strings only."""
-    return {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in d.items()}
 
 
 def main_process_print_first() -> None:

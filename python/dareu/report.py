@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dareu.cache import atomic_write_text
 from dareu.eval.audit import PROBES, audit_key, before_probe
+from dareu.eval.results import cell
 
 # (summary key, label, higher is "more forgotten" / better?) rows of the results table.
 ROWS: tuple[tuple[str, str], ...] = (
@@ -340,16 +339,6 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
 # ----------------------------------------------------------------------------------------
 # several runs (seeds) in one table
 # ----------------------------------------------------------------------------------------
-def cell(values: Sequence[Any]) -> str:
-    nums = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if not nums:
-        return "–"
-    if len(nums) == 1:
-        return fmt(nums[0])
-    sd = 0.0 if max(nums) == min(nums) else float(np.std(nums, ddof=1))
-    return f"{fmt(float(np.mean(nums)))} ± {fmt(sd)}"
-
-
 def aggregate(run_dirs: Sequence[Path]) -> str:
     """Markdown table of original / retain / DareU (last round) as mean ± sd over runs."""
     sums = []

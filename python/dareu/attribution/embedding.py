@@ -32,6 +32,7 @@ from dareu.cache import (
     output_root,
 )
 from dareu.data.schema import Benchmark
+from dareu.reward import K_SLICES
 
 HEAD_FILE = "head.safetensors"
 RECIPE_VERSION = 1
@@ -223,7 +224,7 @@ def train_embedding_attributor(
     encoder_path: Path,
     out_dir: Path,
     *,
-    k: int = 15,
+    k: int = K_SLICES,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -289,7 +290,7 @@ def ensure_embedding_attributor(
     benchmark: Benchmark,
     encoder_path: str | Path,
     *,
-    k: int = 15,
+    k: int = K_SLICES,
     seed: int = 0,
     root: Path | None = None,
 ) -> Path:

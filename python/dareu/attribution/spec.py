@@ -42,6 +42,25 @@ def _split_top(s: str) -> list[str]:
     return parts
 
 
+def parse_spec(spec: str) -> tuple[str | None, list[str]]:
+    """("max" | "mean", member specs) for a combined spec, (None, [spec]) for one attributor;
+    whitespace removed, parentheses checked. Members may themselves be combined."""
+    s = "".join(str(spec).split())
+    if not s:
+        raise AttributionError("attributor spec is empty; e.g. 'classifier:PATH' or 'ngram'")
+    for how in COMBINERS:
+        if s.startswith(how + "("):
+            if not s.endswith(")"):
+                raise AttributionError(
+                    f"attributor spec {spec!r} has an unmatched '(': {how}(...) must end with ')'"
+                )
+            inner = _split_top(s[len(how) + 1 : -1])
+            if any(not p for p in inner):
+                raise AttributionError(f"attributor spec {spec!r} has an empty member")
+            return how, inner
+    return None, [s]
+
+
 def _bench(benchmark: Benchmark | str | Path | None, what: str) -> Benchmark:
     if benchmark is None:
         raise AttributionError(f"attributor {what!r} needs the benchmark (pass benchmark=...)")
@@ -70,9 +89,7 @@ def load_attributor(
     from dareu.attribution.classifier import ClassifierAttributor, read_meta
     from dareu.attribution.combine import CombinedAttributor
 
-    s = "".join(str(spec).split())
-    if not s:
-        raise AttributionError("attributor spec is empty; e.g. 'classifier:PATH' or 'ngram'")
+    how, members = parse_spec(spec)
     kw: dict[str, Any] = {
         "benchmark": benchmark,
         "tokenizer": tokenizer,
@@ -80,17 +97,9 @@ def load_attributor(
         "dtype": dtype,
         "batch_size": batch_size,
     }
-    for how in COMBINERS:
-        if s.startswith(how + "("):
-            if not s.endswith(")"):
-                raise AttributionError(
-                    f"attributor spec {spec!r} has an unmatched '(': {how}(...) must end with ')'"
-                )
-            inner = _split_top(s[len(how) + 1 : -1])
-            if any(not p for p in inner):
-                raise AttributionError(f"attributor spec {spec!r} has an empty member")
-            return CombinedAttributor([load_attributor(p, **kw) for p in inner], how=how)
-
+    if how is not None:
+        return CombinedAttributor([load_attributor(p, **kw) for p in members], how=how)
+    s = members[0]
     name, _, arg = s.partition(":")
     if name == "classifier":
         if arg:

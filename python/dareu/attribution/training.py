@@ -47,10 +47,12 @@ from dareu.cache import (
     output_root,
 )
 from dareu.data.schema import Benchmark
+from dareu.reward import K_SLICES, segment_schedule
+
+ECE_BINS = 15  # calibration-error bins (not the reward's slice count)
 
 # Bump when the training recipe changes so old cached attributors are not reused.
 RECIPE_VERSION = 2  # 2: held-out text never overlaps training text
-K_SLICES = 15
 
 
 @dataclass
@@ -256,12 +258,12 @@ def name_swap_rows(
 
 
 def slice_ends(n: int, k: int = K_SLICES) -> list[int]:
-    """The reward core's k-slice schedule of one response: kappa = ceil(n / k), ends at
-    kappa, 2 kappa, ..., n."""
+    """The prefix ends the PPO reward scores on a response of n tokens: the Rust core's
+    k-slice schedule (kappa = ceil(n / k), ends at kappa, 2 kappa, ..., n)."""
     if n <= 0:
         return []
-    kappa = math.ceil(n / k)
-    return [min(j * kappa, n) for j in range(1, math.ceil(n / kappa) + 1)]
+    ends, n_seg, _ = segment_schedule(np.array([n], dtype=np.int64), n, k=k)
+    return [int(e) for e in ends[0, : int(n_seg[0])]]
 
 
 def prefix_loss(
@@ -523,10 +525,10 @@ def _set_metrics(
     return {
         "accuracy": float((pf.argmax(1) == yf).mean()),
         "nll": nll(logits[is_full], yf, T),
-        "ece": expected_calibration_error(pf, yf, 15),
+        "ece": expected_calibration_error(pf, yf, ECE_BINS),
         "prefix_accuracy": float((p.argmax(1) == labels).mean()),
         "prefix_nll": nll(logits, labels, T),
-        "prefix_ece": expected_calibration_error(p, labels, 15),
+        "prefix_ece": expected_calibration_error(p, labels, ECE_BINS),
         "mean_true_owner_prob": float(pf[np.arange(len(yf)), yf].mean()),
     }
 

@@ -14,6 +14,32 @@ from dareu.data.tofu import FORGET_SPLITS, is_tofu_dir, load_tofu, read_idk
 from dareu.data.user import load_user_data, read_user_rows, split_forget
 
 
+def parse_forget(spec: str | None) -> str | list[str] | None:
+    """A CLI forget request: a split name ("forget10") stays as is; "a,b" becomes a list of
+    owners / sample ids."""
+    if spec is None or "," not in spec:
+        return spec
+    return [s.strip() for s in spec.split(",") if s.strip()]
+
+
+def load_request(
+    source: str,
+    forget: str | None,
+    *,
+    tofu_dir: str | None = None,
+    idk_path: str | None = None,
+    seed: int = 0,
+) -> Benchmark:
+    """The benchmark of a job or a method run, from its CLI-level settings (one place)."""
+    return load_benchmark(
+        source,
+        forget=parse_forget(forget),
+        tofu_dir=Path(tofu_dir) if tofu_dir else None,
+        idk_path=Path(idk_path) if idk_path else None,
+        seed=seed,  # the embedded world draws its owners with the run's seed
+    )
+
+
 def _as_list(forget: str | list[str] | None) -> list[str] | None:
     return [forget] if isinstance(forget, str) else forget
 

@@ -11,12 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from dareu.cache import atomic_write_text
-from dareu.eval.evaluator import EvalInputError, EvalResult, fmt_value
+from dareu.eval.results import EvalInputError, EvalResult, cell
 
 DEFAULT_METRICS = (
     "forget_quality",
@@ -42,17 +39,6 @@ def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, EvalResult]]:
         folder = Path(p) if Path(p).is_dir() else Path(p).parent
         runs.append((str(res.summary.get("label") or folder.name), res))
     return runs
-
-
-def cell(values: list[Any]) -> str:
-    """One value as is; several as mean ± sd; missing values are skipped."""
-    nums = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if not nums:
-        return "–"
-    if len(values) == 1:
-        return fmt_value(nums[0])
-    sd = float(np.std(nums, ddof=1)) if len(nums) > 1 else 0.0
-    return f"{fmt_value(float(np.mean(nums)))} ± {fmt_value(sd)}"
 
 
 def group_runs(runs: list[tuple[str, EvalResult]]) -> list[tuple[str, list[EvalResult]]]:

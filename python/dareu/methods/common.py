@@ -106,10 +106,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def is_peft(model: nn.Module) -> bool:
-    return hasattr(unwrap(model), "disable_adapter") and hasattr(unwrap(model), "peft_config")
-
-
 @dataclass
 class Reference:
     """The frozen original model that NPO, KL, UNDIAL, SCRUB, RMU... compare against.

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from dareu.methods.base import Batch, Method, TrainContext, register
-from dareu.methods.common import decoder_layers, forward_with_activation, is_peft
+from dareu.methods.common import decoder_layers, forward_with_activation
+from dareu.train.lora import is_peft
 
 
 def activation_mse(act: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -41,18 +41,10 @@ from dareu.guards import check_finite_fields, check_finite_loss
 from dareu.methods.base import Method, TrainContext, get_method
 from dareu.methods.common import Inputs, Reference
 from dareu.methods.defaults import PROFILES, Profile, merge_hparams, method_defaults, train_defaults
-from dareu.train.common import is_sharded, refuse_frozen_copy_under_zero3
+from dareu.train.common import TrainingStopped, is_sharded, refuse_frozen_copy_under_zero3
 from dareu.train.data import EpochShuffleSampler
 
 METHODS_VERSION = 1  # bump when the loop changes what a given config produces
-
-
-class TrainingStopped(RuntimeError):
-    """Raised by the `stop_after_steps` test hook (a simulated kill); resume with resume=True."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(f"stopped after {step} optimizer steps as asked; re-run with resume")
-        self.step = step
 
 
 # --------------------------------------------------------------------------- configuration
@@ -152,23 +144,11 @@ class UnlearnConfig:
                 raise ValueError(f"{key} {path} does not exist")
 
 
-def forget_request(spec: str | None) -> str | list[str] | None:
-    """A split name ("forget10") stays as is; "a,b" becomes a list of owners / sample ids."""
-    if spec is None or "," not in spec:
-        return spec
-    return [s.strip() for s in spec.split(",") if s.strip()]
-
-
 def load_run_benchmark(cfg: UnlearnConfig) -> Benchmark:
-    from dareu.data import load_benchmark
+    from dareu.data.loader import load_request
 
-    return load_benchmark(
-        cfg.benchmark,
-        forget=forget_request(cfg.forget),
-        tofu_dir=Path(cfg.tofu_dir) if cfg.tofu_dir else None,
-        idk_path=Path(cfg.idk_path) if cfg.idk_path else None,
-        seed=cfg.seed,
-    )
+    return load_request(cfg.benchmark, cfg.forget, tofu_dir=cfg.tofu_dir,
+                        idk_path=cfg.idk_path, seed=cfg.seed)  # fmt: skip
 
 
 def finetune_config(cfg: UnlearnConfig, bench: Benchmark) -> Any:
@@ -467,7 +447,7 @@ def train(
                 accelerator.wait_for_everyone()
             if stop_after_steps is not None and step >= stop_after_steps and step < total:
                 bar.close()
-                raise TrainingStopped(step)
+                raise TrainingStopped(step, unit="optimizer steps")
             if step >= total:
                 break
         epoch += 1

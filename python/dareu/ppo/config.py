@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from dareu.reward import K_SLICES
+
 RolloutRefresh = Literal["batch", "epoch"]
 KLEstimator = Literal["k1", "k2", "k3"]
 ChiScale = Literal["fixed", "auto"]
@@ -38,7 +40,7 @@ class PPOConfig:
         "'previous epoch' wording)",
     )
     # --- reward (all arithmetic in the Rust reward core) -------------------------------
-    k_slices: int = _f(15, "segments per response: kappa_i = ceil(L_i / k)")
+    k_slices: int = _f(K_SLICES, "segments per response: kappa_i = ceil(L_i / k)")
     kappa: int = _f(0, "fixed tokens per segment instead of k slices (0 = use k_slices)")
     c_seg: float = _f(1.05, "chi(b) = clip(ln(1 - b) / C_seg, -1, 0)")
     chi_eps: float = _f(1e-6, "attribution probabilities are clipped into [eps, 1 - eps]")
@@ -191,14 +193,6 @@ class PPOConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PPOConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown DareU config keys: {', '.join(unknown)}")
-        return cls(**d)
 
 
 # The embedded tiny default (a from-scratch ~1M-parameter Llama on 2 CPU cores) changes

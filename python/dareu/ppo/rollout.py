@@ -184,6 +184,7 @@ class Rollouts:
     values: torch.Tensor | None = None  # [B, T] of the rollout critic
     advantages: torch.Tensor | None = None  # [B, T]
     returns: torch.Tensor | None = None  # [B, T]
+    scores: Any = None  # [B, K] numpy float32: DA(owner | prefix) at the segment ends
 
     def __len__(self) -> int:
         return len(self.query_index)

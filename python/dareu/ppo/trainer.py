@@ -42,6 +42,14 @@ from dareu.guards import check_finite_loss
 from dareu.models.loading import load_model
 from dareu.models.saving import save_hf_model
 from dareu.ppo.config import PPOConfig
+from dareu.ppo.distributed import (
+    configure_deepspeed,
+    gather_rows,
+    generation_context,
+    my_share,
+    placeholder_rollouts,
+    split_counts,
+)
 from dareu.ppo.losses import distill_loss, kl_estimate, policy_loss, token_weights, value_loss
 from dareu.ppo.rollout import (
     Rollouts,
@@ -58,6 +66,7 @@ from dareu.ppo.value_head import GenerateThroughRoot, PolicyWithValue, hidden_si
 from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dareu.train.common import (
     JsonlLogger,
+    TrainingStopped,
     is_sharded,
     refuse_frozen_copy_under_zero3,
     set_seed,
@@ -67,17 +76,7 @@ from dareu.train.lora import enable_checkpointing, wrap_lora
 VALUE_HEAD_FILE = "value_head.safetensors"
 TRAIN_STATE_FILE = "dareu_model.json"
 SATURATED = -1.0 + 1e-6  # chi at or below this is clipped at -1
-
-
-class TrainingStopped(RuntimeError):
-    """Raised by the `stop_after_batches` hook (a simulated kill); resume continues it."""
-
-    def __init__(self, batches: int, checkpoint: Path | None) -> None:
-        super().__init__(
-            f"stopped after {batches} rollout batches as asked; latest checkpoint: {checkpoint}; "
-            "re-run with --resume to continue"
-        )
-        self.batches, self.checkpoint = batches, checkpoint
+PROGRESS = {"attr": "attr_score", "rew": "reward_mean", "len": "resp_len", "dis": "dis_loss"}
 
 
 @dataclass
@@ -102,23 +101,6 @@ class RunSettings:
 # ----------------------------------------------------------------------------------------
 # small helpers
 # ----------------------------------------------------------------------------------------
-def split_counts(n: int, world: int) -> list[int]:
-    """Rows per process for a contiguous split of n rows (the first n % world get one more)."""
-    return [n // world + (1 if r < n % world else 0) for r in range(world)]
-
-
-def gather_rows(acc: Accelerator, x: torch.Tensor, counts: list[int]) -> torch.Tensor:
-    """Concatenate every process's rows in rank order (rows padded to a common count)."""
-    if acc.num_processes == 1:
-        return x
-    m = max(counts)
-    if x.shape[0] < m:
-        pad = torch.zeros((m - x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
-        x = torch.cat([x, pad])
-    g = acc.gather(x.contiguous())
-    return torch.cat([g[r * m : r * m + c] for r, c in enumerate(counts)])
-
-
 def trainable_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
 
@@ -144,41 +126,6 @@ def swapped_weights(
                 params[n].copy_(t)
 
 
-def configure_deepspeed(acc: Accelerator, rows_per_process: int) -> None:
-    """DeepSpeed wants a micro-batch size before `prepare`; it is bookkeeping only here
-    (the losses are normalised by global counts), so the per-process rollout share is
-    given when the config leaves it on "auto"."""
-    from accelerate.utils import DistributedType
-
-    if acc.distributed_type != DistributedType.DEEPSPEED:
-        return
-    ds = acc.state.deepspeed_plugin.deepspeed_config
-    if ds.get("train_micro_batch_size_per_gpu", "auto") == "auto":
-        ds["train_micro_batch_size_per_gpu"] = max(1, rows_per_process)
-
-
-@contextmanager
-def generation_context(acc: Accelerator, policy: torch.nn.Module) -> Iterator[None]:
-    """Whole weights at once for token-by-token decoding under ZeRO-3 (as TRL does).
-
-    Sampling itself runs inside the wrapped policy's forward (`GenerateThroughRoot`), so
-    FSDP needs nothing here: its root gathers the root's weights and each wrapped decoder
-    layer its own, per forward. ZeRO-3 would too, but one gather beats one per token.
-    ZeRO-3 has not been run (see docs/dareu.md).
-    """
-    from accelerate.utils import DistributedType
-
-    if acc.distributed_type == DistributedType.DEEPSPEED:
-        plugin = acc.state.deepspeed_plugin
-        if plugin is not None and plugin.zero_stage == 3:
-            import deepspeed
-
-            with deepspeed.zero.GatheredParameters(list(policy.parameters())):
-                yield
-            return
-    yield
-
-
 @contextmanager
 def eval_mode(module: torch.nn.Module) -> Iterator[None]:
     was = module.training
@@ -189,9 +136,7 @@ def eval_mode(module: torch.nn.Module) -> Iterator[None]:
         module.train(was)
 
 
-def check_request(
-    forget: Sequence[QASample], retain: Sequence[QASample], attributor: Attributor
-) -> None:
+def check_request(forget: Sequence[QASample], attributor: Attributor) -> None:
     """Fail before any compute if the forget request cannot be scored or is empty."""
     if not forget:
         raise ValueError("the forget request is empty: no forget queries to unlearn")
@@ -364,6 +309,69 @@ def save_final(
 # ----------------------------------------------------------------------------------------
 # the loop
 # ----------------------------------------------------------------------------------------
+@dataclass
+class PPOState:
+    """What every phase of one DareU run reads: the models, the optimizer, the prompts and
+    retain rows, and the progress (the only fields that change: `batches_done`, `c_seg`,
+    `snapshot`)."""
+
+    acc: Accelerator
+    cfg: PPOConfig
+    run: RunSettings
+    attributor: Attributor
+    forget: Sequence[QASample]
+    policy: torch.nn.Module  # as prepared by Accelerate (wrapped under DDP/FSDP/ZeRO-3)
+    core: PolicyWithValue  # the unwrapped policy
+    frozen_ref: torch.nn.Module | None  # the original (full fine-tuning); None with LoRA
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    tokenizer: Any
+    trainable_names: list[str]
+    questions: list[str]
+    W: int  # prompt width, the same on every process
+    retain_rows: list[dict[str, list[int]]]
+    eos: list[int]
+    pad_id: int
+    n_batches: int
+    total_batches: int
+    c_seg: float
+    batches_done: int = 0
+    snapshot: dict[str, torch.Tensor] | None = None  # rollout policy of rollout_refresh=epoch
+
+    @property
+    def sharded(self) -> bool:
+        return is_sharded(self.acc)
+
+    @property
+    def no_grad_model(self) -> torch.nn.Module:
+        """FSDP/ZeRO-3: every forward is a collective through the wrapped policy, the same
+        number of times on every process. DDP: no-grad passes use the unwrapped module (a
+        DDP forward would broadcast buffers, and processes may hold different row counts)."""
+        return self.policy if self.sharded else self.core
+
+
+@dataclass
+class Batch:
+    """One rollout batch: its queries and the rows (query, sample) this process holds."""
+
+    epoch: int
+    mine: list[tuple[int, int]]
+    counts: list[int]  # rows per process
+    start: int  # this process's first row in the global batch
+
+
+@dataclass
+class Scored:
+    """The global batch after the reward core (every process holds all of it)."""
+
+    scores: np.ndarray  # [B, K] DA at the segment ends
+    valid: np.ndarray  # [B, K] segment exists
+    kl: np.ndarray
+    values: np.ndarray
+    lengths: np.ndarray
+    rewards: np.ndarray
+
+
 def train_dareu(
     model_path: Path,
     forget: Sequence[QASample],
@@ -382,252 +390,295 @@ def train_dareu(
     and only when training finished. `on_batch` gets each log record (main process) and
     `on_update` the unwrapped policy after each batch's updates (tests inspect it).
     """
-    acc = accelerator
     cfg.validate()
-    check_request(forget, retain, attributor)
-    if not cfg.lora:
-        refuse_frozen_copy_under_zero3(acc, "--full")
-    out_dir = Path(run.out_dir)
-    final_dir = out_dir / "model"
+    check_request(forget, attributor)
+    final_dir = Path(run.out_dir) / "model"
     if is_complete(final_dir):
         return final_dir
-    ckpt_root = out_dir / "checkpoints"
-    world, rank = acc.num_processes, acc.process_index
+    st = setup(Path(model_path), forget, retain, attributor, cfg, run, accelerator)
+    log = resume(st)
+    show = run.progress and accelerator.is_main_process
+    bar = tqdm(total=st.total_batches, initial=st.batches_done,
+               desc=f"DareU round {run.round_index}", disable=not show)  # fmt: skip
+    st.policy.train()
+    t_run = time.perf_counter()
+    while st.batches_done < st.total_batches:
+        t0 = time.perf_counter()
+        batch = plan_batch(st)
+        ro = collect_rollouts(st, batch)  # 1-2. sample, then log-probs, values, reference
+        prefix_ends = score(st, ro)  # 3. DA at the segment ends
+        scored = advantages(st, ro, batch, prefix_ends)  # 4. the Rust reward core
+        stats = update(st, ro, batch, scored.lengths)  # 5. PPO + retain distillation
+        st.batches_done += 1
+        if on_update is not None:
+            on_update(st.core)
+        record = log_batch(st, ro, batch, scored, stats, time.perf_counter() - t0, log)
+        if on_batch is not None and accelerator.is_main_process:
+            on_batch(record)
+        bar.update(1)
+        bar.set_postfix({k: f"{record[key]:.3f}" for k, key in PROGRESS.items()})
+        checkpoint(st, bar)
+    bar.close()
+    return save(st, Path(model_path), final_dir, time.perf_counter() - t_run)
+
+
+def setup(
+    model_path: Path,
+    forget: Sequence[QASample],
+    retain: Sequence[QASample],
+    attributor: Attributor,
+    cfg: PPOConfig,
+    run: RunSettings,
+    acc: Accelerator,
+) -> PPOState:
+    """Models (policy + value head; the reference inside it with LoRA), optimizer, prompts."""
+    if not cfg.lora:
+        refuse_frozen_copy_under_zero3(acc, "--full")
+    if is_sharded(acc) and run.save_every:
+        raise ValueError(
+            "--save-every: step checkpoints are not supported under FSDP/DeepSpeed (their "
+            "optimizer state is sharded); run without it, or with DDP"
+        )
     set_seed(run.seed)
     if cfg.attr_temperature > 0:
         if not hasattr(attributor, "temperature"):
             raise ValueError(f"--attr-temperature: the {attributor.kind} attributor has none")
         attributor.temperature = cfg.attr_temperature
-
-    # ---- models: the policy (+ value head) and, with LoRA, the reference inside it
-    policy, tokenizer, frozen_ref = build_policy(Path(model_path), cfg, run)
-    device = acc.device
+    policy, tokenizer, frozen_ref = build_policy(model_path, cfg, run)
     if frozen_ref is not None:
-        frozen_ref.to(device)
+        frozen_ref.to(acc.device)
     trainable_names = [n for n, p in policy.named_parameters() if p.requires_grad]
     trainable = [p for p in policy.parameters() if p.requires_grad]
-    # FSDP/ZeRO-3: every forward is a collective and must go through the wrapped policy, the
-    # same number of times on every process. DDP: no-grad passes use the unwrapped module
-    # (a DDP forward would broadcast buffers, and processes may hold different row counts).
-    sharded = is_sharded(acc)
-    if sharded and run.save_every:
-        raise ValueError(
-            "--save-every: step checkpoints are not supported under FSDP/DeepSpeed (their "
-            "optimizer state is sharded); run without it, or with DDP"
-        )
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     configure_deepspeed(acc, math.ceil(cfg.batch_size * cfg.samples_per_query / acc.num_processes))
-    policy, optimizer = acc.prepare(policy, optimizer)
-    core: PolicyWithValue = acc.unwrap_model(policy)
-    no_grad_model = policy if sharded else core  # log-probs, values, reference, teacher
+    wrapped, optimizer = acc.prepare(policy, optimizer)
+    core: PolicyWithValue = acc.unwrap_model(wrapped)
     eos = eos_ids(core.lm, tokenizer)
-    pad_id = pad_id_of(tokenizer, eos)
-
-    # ---- data: forget prompts (one width for all processes) and encoded retain QA
     questions = [s.question for s in forget]
-    W = prompt_width(tokenizer, questions, run.fmt)
-    retain_rows = [
-        encode_qa(tokenizer, s.question, s.answer, run.fmt, run.max_length) for s in retain
-    ]
     n_batches = math.ceil(len(forget) / cfg.batch_size)
-    total_batches = cfg.epochs * n_batches
+    return PPOState(
+        acc=acc, cfg=cfg, run=run, attributor=attributor, forget=forget, policy=wrapped,
+        core=core, frozen_ref=frozen_ref, optimizer=optimizer, scheduler=scheduler,
+        tokenizer=tokenizer, trainable_names=trainable_names, questions=questions,
+        W=prompt_width(tokenizer, questions, run.fmt),
+        retain_rows=[encode_qa(tokenizer, s.question, s.answer, run.fmt, run.max_length)
+                     for s in retain],
+        eos=eos, pad_id=pad_id_of(tokenizer, eos), n_batches=n_batches,
+        total_batches=cfg.epochs * n_batches, c_seg=cfg.c_seg,
+    )  # fmt: skip
 
-    # ---- resume
-    batches_done, c_seg, snapshot = 0, cfg.c_seg, None
-    latest = latest_checkpoint(ckpt_root) if run.resume else None
-    if latest is not None and sharded:
+
+def resume(st: PPOState) -> JsonlLogger:
+    """Continue from the latest checkpoint (--resume) or clear stale ones; open the log."""
+    acc, out_dir = st.acc, Path(st.run.out_dir)
+    ckpt_root = out_dir / "checkpoints"
+    latest = latest_checkpoint(ckpt_root) if st.run.resume else None
+    if latest is not None and st.sharded:
         raise ValueError(
             f"--resume: {latest} is a single-process checkpoint; it cannot be loaded into "
             "FSDP/DeepSpeed shards"
         )
     if latest is not None:
-        batches_done = load_checkpoint(latest, core, optimizer, scheduler)
-        state = json.loads((latest / "state.json").read_text())
-        c_seg = float(state["c_seg"])
+        st.batches_done = load_checkpoint(latest, st.core, st.optimizer, st.scheduler)
+        st.c_seg = float(json.loads((latest / "state.json").read_text())["c_seg"])
         snap_file = latest / "rollout_policy.safetensors"
         if snap_file.is_file():
-            snapshot = {k: v.to(device) for k, v in load_file(str(snap_file)).items()}
-        acc.print(f"[dareu] resumed from {latest} ({batches_done}/{total_batches} batches)")
-    elif ckpt_root.exists() and acc.is_main_process and not run.resume:
+            st.snapshot = {k: v.to(acc.device) for k, v in load_file(str(snap_file)).items()}
+        acc.print(f"[dareu] resumed from {latest} ({st.batches_done}/{st.total_batches} batches)")
+    elif ckpt_root.exists() and acc.is_main_process and not st.run.resume:
         import shutil
 
         shutil.rmtree(ckpt_root)  # a fresh run must not pick up a stale checkpoint later
     acc.wait_for_everyone()
-
-    log = JsonlLogger(out_dir / "log.jsonl", enabled=acc.is_main_process)
-    if acc.is_main_process and (out_dir / "log.jsonl").exists():
+    log_file = out_dir / "log.jsonl"
+    if acc.is_main_process and log_file.exists():
         # Keep the lines of the batches the checkpoint covers; a killed run may have logged
         # later batches that will now run again.
-        lines = (out_dir / "log.jsonl").read_text().splitlines()
-        kept = [x for x in lines if x.strip() and json.loads(x)["batch"] <= batches_done]
-        atomic_write_text(out_dir / "log.jsonl", "".join(x + "\n" for x in kept))
-    bar = tqdm(
-        total=total_batches,
-        initial=batches_done,
-        desc=f"DareU round {run.round_index}",
-        disable=not (run.progress and acc.is_main_process),
+        lines = log_file.read_text().splitlines()
+        kept = [x for x in lines if x.strip() and json.loads(x)["batch"] <= st.batches_done]
+        atomic_write_text(log_file, "".join(x + "\n" for x in kept))
+    return JsonlLogger(log_file, enabled=acc.is_main_process)
+
+
+def plan_batch(st: PPOState) -> Batch:
+    """This batch's queries (a seeded order per epoch) and this process's share of rows."""
+    cfg = st.cfg
+    epoch, b = divmod(st.batches_done, st.n_batches)
+    if cfg.rollout_refresh == "epoch" and b == 0:
+        st.snapshot = trainable_copy(st.core)  # the policy as it was when this epoch began
+    order = epoch_order(len(st.forget), st.run.seed, st.run.round_index, epoch)
+    queries = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+    rows = [(q, j) for q in queries for j in range(cfg.samples_per_query)]
+    counts, start = my_share(len(rows), st.acc)
+    return Batch(epoch, rows[start : start + counts[st.acc.process_index]], counts, start)
+
+
+def collect_rollouts(st: PPOState, batch: Batch) -> Rollouts:
+    """Sample responses with the rollout policy (eval mode, KV cache, seeded per sample),
+    then its log-probs and values and the original model's log-probs in no-grad passes."""
+    acc, cfg, run, mine, device = st.acc, st.cfg, st.run, batch.mine, st.acc.device
+    prompt_ids, prompt_mask = encode_prompt_batch(
+        st.tokenizer, [st.questions[q] for q, _ in mine] or [st.questions[0]], run.fmt, st.W
     )
-    policy.train()
-    t_run = time.perf_counter()
-
-    while batches_done < total_batches:
-        t0 = time.perf_counter()
-        epoch, b = divmod(batches_done, n_batches)
-        if cfg.rollout_refresh == "epoch" and b == 0:
-            snapshot = trainable_copy(core)  # the policy as it was when this epoch began
-        use_snapshot = snapshot if cfg.rollout_refresh == "epoch" else None
-        order = epoch_order(len(forget), run.seed, run.round_index, epoch)
-        queries = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        rows = [(q, j) for q in queries for j in range(cfg.samples_per_query)]
-        counts = split_counts(len(rows), world)
-        start = sum(counts[:rank])
-        mine = rows[start : start + counts[rank]]
-
-        # ---- 1. rollouts (rollout policy, eval mode, KV cache)
-        prompt_ids, prompt_mask = encode_prompt_batch(
-            tokenizer, [questions[q] for q, _ in mine] or [questions[0]], run.fmt, W
+    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    seeds = [sample_seed(run.seed, run.round_index, batch.epoch, q, j) for q, j in mine] or [0]
+    snapshot = st.snapshot if cfg.rollout_refresh == "epoch" else None
+    with (
+        swapped_weights(st.core, snapshot),
+        eval_mode(st.core),
+        generation_context(acc, st.policy),
+    ):
+        if mine or st.sharded:
+            # Sharded: sampling runs through the root forward (a collective), so every
+            # process samples, a process without rows on a dummy prompt, and `synced`
+            # keeps the ones that hit EOS early stepping until all are done.
+            resp, lengths = sample_responses(
+                GenerateThroughRoot(st.policy) if st.sharded else st.core.lm,
+                prompt_ids, prompt_mask, seeds,
+                temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                eos=st.eos, pad_id=st.pad_id, synced=st.sharded and acc.num_processes > 1,
+            )  # fmt: skip
+        if not mine:
+            resp = torch.full((0, 1), st.pad_id, dtype=torch.long, device=device)
+            lengths = torch.zeros(0, dtype=torch.long, device=device)
+        all_lengths = gather_rows(acc, lengths, batch.counts)
+        T = int(all_lengths.max().item())
+        ro = Rollouts(
+            query_index=[q for q, _ in mine],
+            prompt_ids=prompt_ids[: len(mine)],
+            prompt_mask=prompt_mask[: len(mine)],
+            response_ids=pad_right(resp, T, st.pad_id),
+            lengths=lengths,
+            texts=[],
         )
-        prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
-        seeds = [sample_seed(run.seed, run.round_index, epoch, q, j) for q, j in mine] or [0]
-        with swapped_weights(core, use_snapshot), eval_mode(core), generation_context(acc, policy):
-            if mine or sharded:
-                # Sharded: sampling runs through the root forward (a collective), so every
-                # process samples, a process without rows on a dummy prompt, and `synced`
-                # keeps the ones that hit EOS early stepping until all are done.
-                resp, lengths = sample_responses(
-                    GenerateThroughRoot(policy) if sharded else core.lm,
-                    prompt_ids, prompt_mask, seeds,
-                    temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                    eos=eos, pad_id=pad_id, synced=sharded and world > 1,
-                )  # fmt: skip
-            if not mine:
-                resp = torch.full((0, 1), pad_id, dtype=torch.long, device=device)
-                lengths = torch.zeros(0, dtype=torch.long, device=device)
-            prompt_ids, prompt_mask = prompt_ids[: len(mine)], prompt_mask[: len(mine)]
-            all_lengths = gather_rows(acc, lengths, counts)
-            T = int(all_lengths.max().item())
-            resp = pad_right(resp, T, pad_id)
-            ro = Rollouts(
-                query_index=[q for q, _ in mine],
-                prompt_ids=prompt_ids,
-                prompt_mask=prompt_mask,
-                response_ids=resp,
-                lengths=lengths,
-                texts=[],
-            )
-            # ---- 2. log-probs and values of the rollout policy, log-probs of the original
-            n_chunks = math.ceil(max(counts) / cfg.forward_batch_size) if sharded else None
-            old_logp, values, ref_logp = forward_rollouts(
-                no_grad_model, frozen_ref, ro, W, cfg, n_chunks
-            )
-        ro.old_logprobs, ro.values, ro.ref_logprobs = old_logp, values, ref_logp
-        mask = ro.mask()
-        kl = kl_estimate(old_logp, ref_logp, cfg.kl_estimator) * mask
-
-        # ---- 3. attribution scores at the segment ends (one pass per response)
-        text_lens = [
-            int(n) - (1 if int(n) > 0 and int(ro.response_ids[i, int(n) - 1]) in eos else 0)
-            for i, n in enumerate(lengths.tolist())
-        ]
-        # (batch_decode([]) returns [""], so a process without rollouts skips it)
-        ro.texts = (
-            tokenizer.batch_decode(
-                [ro.response_ids[i, :n].tolist() for i, n in enumerate(text_lens)],
-                skip_special_tokens=True,
-            )
-            if text_lens
-            else []
+        n_chunks = math.ceil(max(batch.counts) / cfg.forward_batch_size) if st.sharded else None
+        ro.old_logprobs, ro.values, ro.ref_logprobs = forward_rollouts(
+            st.no_grad_model, st.frozen_ref, ro, st.W, cfg, n_chunks
         )
-        prefix_ends, _, _ = reward_core.segment_schedule(
-            lengths.cpu().numpy().astype(np.int64), T, **segment_kwargs(cfg)
+    return ro
+
+
+def score(st: PPOState, ro: Rollouts) -> np.ndarray:
+    """Decode the responses and score DA(owner | prefix) at the core's segment ends
+    (`ro.scores`, [B, K]); returns the prefix ends."""
+    text_lens = [
+        int(n) - (1 if int(n) > 0 and int(ro.response_ids[i, int(n) - 1]) in st.eos else 0)
+        for i, n in enumerate(ro.lengths.tolist())
+    ]
+    # (batch_decode([]) returns [""], so a process without rollouts skips it)
+    ro.texts = (
+        st.tokenizer.batch_decode(
+            [ro.response_ids[i, :n].tolist() for i, n in enumerate(text_lens)],
+            skip_special_tokens=True,
         )
-        scores = score_rollouts(attributor, ro, text_lens, prefix_ends, forget, cfg)
+        if text_lens
+        else []
+    )
+    prefix_ends, _, _ = reward_core.segment_schedule(
+        ro.lengths.cpu().numpy().astype(np.int64), ro.response_ids.shape[1],
+        **segment_kwargs(st.cfg),
+    )  # fmt: skip
+    ro.scores = score_rollouts(st.attributor, ro, text_lens, prefix_ends, st.forget, st.cfg)
+    return prefix_ends
 
-        # ---- 4. rewards, advantages, returns on the global batch (Rust reward core)
-        g_scores = gather_rows(acc, torch.from_numpy(scores).to(device), counts).cpu().numpy()
-        g_kl = gather_rows(acc, kl.float(), counts).cpu().numpy()
-        g_values = gather_rows(acc, values.float(), counts).cpu().numpy()
-        g_lengths = all_lengths.cpu().numpy().astype(np.int64)
-        g_valid = (
-            gather_rows(acc, torch.from_numpy(prefix_ends > 0).to(device), counts).cpu().numpy()
-        )
-        if batches_done == 0 and cfg.chi_scale == "auto":
-            c_seg = auto_c_seg(g_scores, g_valid, cfg)
-            acc.print(f"[dareu] --chi-scale auto: C_seg {cfg.c_seg} -> {c_seg:.3f}")
-        rewards, adv, ret = advantages_from_core(g_scores, g_kl, g_values, g_lengths, cfg, c_seg)
-        sl = slice(start, start + len(mine))
-        ro.advantages = torch.from_numpy(adv[sl]).to(device)
-        ro.returns = torch.from_numpy(ret[sl]).to(device)
 
-        # ---- 5. PPO updates (+ retain distillation)
-        stats = ppo_updates(
-            acc, policy, no_grad_model, frozen_ref, optimizer, scheduler, ro, retain_rows, W,
-            cfg, run, g_lengths, counts, start, pad_id, batches_done, tokenizer,
-        )  # fmt: skip
-        batches_done += 1
-        if on_update is not None:
-            on_update(core)
+def advantages(st: PPOState, ro: Rollouts, batch: Batch, prefix_ends: np.ndarray) -> Scored:
+    """Rewards, advantages and returns of the global batch from the Rust reward core; this
+    process keeps its rows' advantages and returns on `ro`."""
+    acc, cfg, counts, device = st.acc, st.cfg, batch.counts, st.acc.device
 
-        # ---- logging: reward, attribution, KL, losses, length, saturation, leaks
-        leak = leak_counts(ro, forget)
-        g_leak = gather_rows(acc, leak, counts).cpu().numpy()
-        record = batch_record(
-            batches_done, epoch, g_scores, g_valid, g_kl, rewards, g_lengths, g_leak, c_seg, cfg
-        )
-        record.update(stats)
-        record["batch_s"] = round(time.perf_counter() - t0, 3)
-        log.log(record)
-        if run.tracker:
-            scalars = {
-                f"round{run.round_index}/{k}": v
-                for k, v in record.items()
-                if isinstance(v, int | float)
-            }
-            acc.log(scalars, step=batches_done)
-        if on_batch is not None and acc.is_main_process:
-            on_batch(record)
-        bar.update(1)
-        bar.set_postfix(
-            attr=f"{record['attr_score']:.3f}", rew=f"{record['reward_mean']:.3f}",
-            len=f"{record['resp_len']:.1f}", dis=f"{record['dis_loss']:.3f}",
-        )  # fmt: skip
+    def gathered(x: torch.Tensor) -> np.ndarray:
+        return gather_rows(acc, x, counts).cpu().numpy()
 
-        # ---- checkpoint (atomic) and the simulated-kill hook
-        stop = run.stop_after_batches is not None and batches_done >= run.stop_after_batches
-        if (run.save_every and batches_done % run.save_every == 0) or stop:
-            if acc.is_main_process and batches_done < total_batches:
-                ck = save_checkpoint(ckpt_root, batches_done, core, optimizer, scheduler,
-                                     meta={"c_seg": c_seg, "round": run.round_index})  # fmt: skip
-                if snapshot is not None:
-                    save_file({k: v.cpu().contiguous() for k, v in snapshot.items()},
-                              str(ck / "rollout_policy.safetensors"))  # fmt: skip
-            acc.wait_for_everyone()
-            if stop and batches_done < total_batches:
-                bar.close()
-                raise TrainingStopped(batches_done, latest_checkpoint(ckpt_root))
-    bar.close()
+    assert ro.old_logprobs is not None and ro.ref_logprobs is not None and ro.values is not None
+    kl = kl_estimate(ro.old_logprobs, ro.ref_logprobs, cfg.kl_estimator) * ro.mask()
+    g = Scored(
+        scores=gathered(torch.from_numpy(ro.scores).to(device)),
+        valid=np.zeros(0),
+        kl=gathered(kl.float()),
+        values=gathered(ro.values.float()),
+        lengths=gathered(ro.lengths).astype(np.int64),
+        rewards=np.zeros(0),
+    )
+    g.valid = gathered(torch.from_numpy(prefix_ends > 0).to(device))
+    if st.batches_done == 0 and cfg.chi_scale == "auto":
+        st.c_seg = auto_c_seg(g.scores, g.valid, cfg)
+        acc.print(f"[dareu] --chi-scale auto: C_seg {cfg.c_seg} -> {st.c_seg:.3f}")
+    g.rewards, adv, ret = advantages_from_core(g.scores, g.kl, g.values, g.lengths, cfg, st.c_seg)
+    rows = slice(batch.start, batch.start + len(batch.mine))
+    ro.advantages = torch.from_numpy(adv[rows]).to(device)
+    ro.returns = torch.from_numpy(ret[rows]).to(device)
+    return g
 
-    # ---- save: model folder (atomic), then drop the checkpoints
+
+def log_batch(
+    st: PPOState,
+    ro: Rollouts,
+    batch: Batch,
+    g: Scored,
+    stats: dict[str, float],
+    seconds: float,
+    log: JsonlLogger,
+) -> dict[str, Any]:
+    """The batch's log line (reward, attribution, KL, losses, length, saturation, leaks)."""
+    g_leak = gather_rows(st.acc, leak_counts(ro, st.forget), batch.counts).cpu().numpy()
+    record = batch_record(st.batches_done, batch.epoch, g.scores, g.valid, g.kl, g.rewards,
+                          g.lengths, g_leak, st.c_seg, st.cfg)  # fmt: skip
+    record.update(stats)
+    record["batch_s"] = round(seconds, 3)
+    log.log(record)
+    if st.run.tracker:
+        scalars = {
+            f"round{st.run.round_index}/{k}": v
+            for k, v in record.items()
+            if isinstance(v, int | float)
+        }
+        st.acc.log(scalars, step=st.batches_done)
+    return record
+
+
+def checkpoint(st: PPOState, bar: Any) -> None:
+    """Atomic checkpoint every `save_every` batches, and the simulated-kill hook."""
+    acc, run, done = st.acc, st.run, st.batches_done
+    stop = run.stop_after_batches is not None and done >= run.stop_after_batches
+    if not ((run.save_every and done % run.save_every == 0) or stop):
+        return
+    ckpt_root = Path(run.out_dir) / "checkpoints"
+    if acc.is_main_process and done < st.total_batches:
+        ck = save_checkpoint(ckpt_root, done, st.core, st.optimizer, st.scheduler,
+                             meta={"c_seg": st.c_seg, "round": run.round_index})  # fmt: skip
+        if st.snapshot is not None:
+            save_file({k: v.cpu().contiguous() for k, v in st.snapshot.items()},
+                      str(ck / "rollout_policy.safetensors"))  # fmt: skip
     acc.wait_for_everyone()
-    state = acc.get_state_dict(policy)  # a collective: gathers the shards under FSDP/ZeRO-3
+    if stop and done < st.total_batches:
+        bar.close()
+        raise TrainingStopped(done, latest_checkpoint(ckpt_root), "rollout batches")
+
+
+def save(st: PPOState, model_path: Path, final_dir: Path, train_s: float) -> Path:
+    """The model folder (atomic), then drop the checkpoints."""
+    acc = st.acc
+    acc.wait_for_everyone()
+    state = acc.get_state_dict(st.policy)  # a collective: gathers the shards (FSDP/ZeRO-3)
     if acc.is_main_process:
         meta = {
             "kind": "dareu",
-            "base_model": str(Path(model_path).resolve()),
-            "round": run.round_index,
-            "batches": total_batches,
-            "c_seg_used": c_seg,
-            "train_s": round(time.perf_counter() - t_run, 2),
-            "config": cfg.to_dict(),
-            "attributor": attributor.describe(),
-            **run.extra_meta,
+            "base_model": str(model_path.resolve()),
+            "round": st.run.round_index,
+            "batches": st.total_batches,
+            "c_seg_used": st.c_seg,
+            "train_s": round(train_s, 2),
+            "config": st.cfg.to_dict(),
+            "attributor": st.attributor.describe(),
+            **st.run.extra_meta,
         }
         with atomic_dir(final_dir) as tmp:
-            save_final(core, state, trainable_names, tokenizer, Path(model_path), tmp, meta)
+            save_final(st.core, state, st.trainable_names, st.tokenizer, model_path, tmp, meta)
         import shutil
 
-        shutil.rmtree(ckpt_root, ignore_errors=True)
+        shutil.rmtree(Path(st.run.out_dir) / "checkpoints", ignore_errors=True)
     acc.wait_for_everyone()
     acc.free_memory()  # drop the accelerator's references, so a next round can load anew
     return final_dir
@@ -761,173 +812,162 @@ def batch_record(
     }
 
 
-def placeholder_rollouts(W: int, T: int, pad_id: int, device: torch.device) -> Rollouts:
-    """One empty (length-0, zero-weight) rollout row, for a process that sampled none."""
-    zeros = torch.zeros((1, T), device=device)
-    prompt_mask = torch.zeros((1, W), dtype=torch.long, device=device)
-    prompt_mask[:, -1] = 1
-    return Rollouts(
-        query_index=[-1],
-        prompt_ids=torch.full((1, W), pad_id, dtype=torch.long, device=device),
-        prompt_mask=prompt_mask,
-        response_ids=torch.full((1, T), pad_id, dtype=torch.long, device=device),
-        lengths=torch.zeros(1, dtype=torch.long, device=device),
-        texts=[""],
-        old_logprobs=zeros,
-        ref_logprobs=zeros.clone(),
-        values=zeros.clone(),
-        advantages=zeros.clone(),
-        returns=zeros.clone(),
-    )
-
-
-def encode_retain_batch(
-    retain_rows: list[dict[str, list[int]]], idx: list[int], pad_id: int
-) -> dict[str, torch.Tensor]:
-    return collate_train([retain_rows[i] for i in idx], pad_id)
-
-
-def ppo_updates(
-    acc: Accelerator,
-    policy: torch.nn.Module,
-    teacher: torch.nn.Module,
-    frozen_ref: torch.nn.Module | None,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    ro: Rollouts,
-    retain_rows: list[dict[str, list[int]]],
-    W: int,
-    cfg: PPOConfig,
-    run: RunSettings,
-    g_lengths: np.ndarray,
-    counts: list[int],
-    start: int,
-    pad_id: int,
-    batch_index: int,
-    tokenizer: Any,
-) -> dict[str, float]:
+def update(st: PPOState, ro: Rollouts, batch: Batch, g_lengths: np.ndarray) -> dict[str, float]:
     """`ppo_steps` optimizer steps on this batch; returns the mean of each loss/statistic.
 
     Each step runs ONE forward pass through the (DDP-wrapped) policy over the step's
     rollouts and retain rows together, so DDP sees one forward per backward.
     """
-    world, rank = acc.num_processes, acc.process_index
-    device = ro.response_ids.device
-    B_global, T = len(g_lengths), ro.response_ids.shape[1]
-    mb = cfg.minibatch_size or B_global
-    g_mask = np.arange(T)[None, :] < g_lengths[:, None]
+    cfg = st.cfg
+    T = ro.response_ids.shape[1]
     agg: dict[str, list[float]] = defaultdict(list)
-    sharded = is_sharded(acc)  # the teacher pass is then a collective every process joins
     if len(ro) == 0:  # a process without rollouts still joins every forward and backward
-        ro = placeholder_rollouts(W, T, pad_id, device)
+        ro = placeholder_rollouts(st.W, T, st.pad_id, st.acc.device)
     for step in range(cfg.ppo_steps):
-        g = torch.Generator().manual_seed(sample_seed(run.seed, run.round_index, batch_index, step))
-        # Global minibatch rows, then the ones this process holds.
-        perm = (
-            torch.randperm(B_global, generator=g).tolist()
-            if mb < B_global
-            else list(range(B_global))
-        )
-        chosen = sorted(perm[:mb])
-        local = [i - start for i in chosen if start <= i < start + len(ro)]
-        # Denominators over the global minibatch, divided by world because DDP averages.
-        if cfg.loss_agg == "token":
-            denom = float(g_mask[chosen].sum()) / world
-        else:
-            denom = float(len(chosen)) / world
-        # Retain rows for distillation: a global sample, split across processes.
-        n_dis = min(cfg.distill_batch_size, len(retain_rows)) if cfg.lambda_dis > 0 else 0
-        dis_idx = torch.randperm(len(retain_rows), generator=g)[:n_dis].tolist() if n_dis else []
-        dis_counts = split_counts(len(dis_idx), world)
-        d0 = sum(dis_counts[:rank])
-        my_dis = dis_idx[d0 : d0 + dis_counts[rank]]
-        dis_denom = (
-            float(sum(sum(1 for x in retain_rows[i]["labels"][1:] if x != -100) for i in dis_idx))
-            / world
-        )
-
-        rows = torch.tensor(local or [0], dtype=torch.long, device=device)
-        roll_w = 1.0 if local else 0.0  # a process without rows still joins the backward
-        inputs = ro.inputs(rows)
-        n_roll, width = inputs["input_ids"].shape
-        ret_batch = encode_retain_batch(retain_rows, my_dis, pad_id) if my_dis else None
-        if ret_batch is not None:
-            width = max(width, ret_batch["input_ids"].shape[1])
-        ids = pad_right(inputs["input_ids"], width, pad_id)
-        att = pad_right(inputs["attention_mask"], width, 0)
-        pos = pad_right(inputs["position_ids"], width, 0)
-        if ret_batch is not None:
-            r_ids = pad_right(ret_batch["input_ids"].to(device), width, pad_id)
-            r_att = pad_right(ret_batch["attention_mask"].to(device), width, 0)
-            r_pos = (r_att.long().cumsum(1) - 1).clamp(min=0)
-            ids, att, pos = (
-                torch.cat([ids, r_ids]),
-                torch.cat([att, r_att]),
-                torch.cat([pos, r_pos]),
-            )
-
-        logits, values = policy(input_ids=ids, attention_mask=att, position_ids=pos)
-        # Policy and value terms on the rollout rows.
-        resp = ro.response_ids[rows]
-        logp = response_logprobs(logits[:n_roll], resp, W, cfg.temperature)
-        v = values[:n_roll, W - 1 : W - 1 + T].float()
-        mask = ro.mask()[rows]
-        weights = token_weights(mask, cfg.loss_agg) * roll_w
-        assert ro.old_logprobs is not None and ro.values is not None
-        assert ro.advantages is not None and ro.returns is not None
-        pg, pstats = policy_loss(
-            logp, ro.old_logprobs[rows], ro.advantages[rows], weights, denom, cfg.clip_range
-        )
-        vf = value_loss(v, ro.values[rows], ro.returns[rows], weights, denom, cfg.clip_range_value)
-        loss = pg + cfg.vf_coef * vf
-        # Distillation on the retain rows: KL(pi_original || pi) at the answer tokens.
-        dis = torch.zeros((), device=device)
-        if ret_batch is not None and dis_denom > 0:
-            r_logits = logits[n_roll:, : r_ids.shape[1]]
-            with torch.no_grad():
-                r_in = {"input_ids": r_ids, "attention_mask": r_att, "position_ids": r_pos}
-                if frozen_ref is not None:
-                    t_logits = frozen_ref(**r_in, use_cache=False).logits
-                else:
-                    t_logits = teacher(**r_in, reference=True)[0]
-            labels = pad_right(ret_batch["labels"].to(device), width, -100)
-            label_mask = labels[:, 1:] != -100
-            dis = distill_loss(r_logits[:, :-1], t_logits[:, :-1], label_mask, dis_denom)
-            loss = loss + cfg.lambda_dis * dis
-        elif sharded and frozen_ref is None and dis_idx:
-            with torch.no_grad():  # join the other processes' teacher pass (a collective)
-                teacher(input_ids=ids[:1], attention_mask=att[:1], position_ids=pos[:1],
-                        reference=True)  # fmt: skip
-        acc.backward(loss)
-        if cfg.max_grad_norm > 0:
-            acc.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-
-        # Statistics, summed over processes so the log is the global batch's.
-        st = torch.stack(
-            [
-                pg.detach(),
-                vf.detach(),
-                dis.detach(),
-                pstats["approx_kl"] * roll_w,
-                pstats["clipfrac"] * roll_w,
-            ]
-        ).float()
-        # Each process's loss is world * (its share of the global mean), so the sum over
-        # processes / world is the global value; approx_kl and clipfrac are local means.
-        st = (acc.reduce(st, reduction="sum") if world > 1 else st) / world
-        names = ("pg_loss", "vf_loss", "dis_loss", "approx_kl", "clipfrac")
-        values = st.tolist()
-        check_finite_loss(  # the values are already on the host: no extra sync
-            f"PPO step {step + 1} of batch {batch_index}",
-            **dict(zip(names[:3], values[:3], strict=True)),
-        )
-        for name, value in zip(names, values, strict=True):
+        values = ppo_step(st, ro, batch.start, g_lengths, step)
+        for name, value in values.items():
             agg[name].append(value)
         if cfg.target_kl > 0 and agg["approx_kl"][-1] > cfg.target_kl:
             break
     out = {k: float(np.mean(v)) for k, v in agg.items()}
     out["ppo_steps_done"] = float(len(agg["pg_loss"]))
     return out
+
+
+@dataclass
+class StepRows:
+    """Which rows one PPO step trains on, and the global denominators of its losses."""
+
+    local: list[int]  # this process's rollout rows of the global minibatch
+    denom: float
+    dis_idx: list[int]  # the global retain sample
+    my_dis: list[int]  # this process's share of it
+    dis_denom: float
+
+
+def step_rows(st: PPOState, n_local: int, start: int, g_lengths: np.ndarray, step: int) -> StepRows:
+    """A seeded global minibatch of rollouts and retain rows; denominators are global
+    counts divided by world, because DDP averages the gradients."""
+    cfg, world, rank = st.cfg, st.acc.num_processes, st.acc.process_index
+    B_global, T = len(g_lengths), int(g_lengths.max()) if len(g_lengths) else 0
+    mb = cfg.minibatch_size or B_global
+    g = torch.Generator().manual_seed(
+        sample_seed(st.run.seed, st.run.round_index, st.batches_done, step)
+    )
+    perm = (
+        torch.randperm(B_global, generator=g).tolist() if mb < B_global else list(range(B_global))
+    )
+    chosen = sorted(perm[:mb])
+    local = [i - start for i in chosen if start <= i < start + n_local]
+    if cfg.loss_agg == "token":
+        g_mask = np.arange(T)[None, :] < g_lengths[:, None]
+        denom = float(g_mask[chosen].sum()) / world
+    else:
+        denom = float(len(chosen)) / world
+    n_dis = min(cfg.distill_batch_size, len(st.retain_rows)) if cfg.lambda_dis > 0 else 0
+    dis_idx = torch.randperm(len(st.retain_rows), generator=g)[:n_dis].tolist() if n_dis else []
+    dis_counts = split_counts(len(dis_idx), world)
+    d0 = sum(dis_counts[:rank])
+    n_labels = sum(sum(1 for x in st.retain_rows[i]["labels"][1:] if x != -100) for i in dis_idx)
+    return StepRows(local, denom, dis_idx, dis_idx[d0 : d0 + dis_counts[rank]],
+                    float(n_labels) / world)  # fmt: skip
+
+
+def ppo_step(
+    st: PPOState, ro: Rollouts, start: int, g_lengths: np.ndarray, step: int
+) -> dict[str, float]:
+    """One optimizer step: clipped policy + value loss on the rollout rows, distillation
+    KL(pi_original || pi) on the retain rows, in one forward pass."""
+    cfg, acc, device, W = st.cfg, st.acc, st.acc.device, st.W
+    T = ro.response_ids.shape[1]
+    sr = step_rows(st, len(ro), start, g_lengths, step)
+    rows = torch.tensor(sr.local or [0], dtype=torch.long, device=device)
+    roll_w = 1.0 if sr.local else 0.0  # a process without rows still joins the backward
+    inputs = ro.inputs(rows)
+    n_roll = inputs["input_ids"].shape[0]
+    ret_batch = (
+        collate_train([st.retain_rows[i] for i in sr.my_dis], st.pad_id) if sr.my_dis else None
+    )
+    ids, att, pos, r_width = joint_inputs(inputs, ret_batch, st.pad_id, device)
+
+    logits, values = st.policy(input_ids=ids, attention_mask=att, position_ids=pos)
+    logp = response_logprobs(logits[:n_roll], ro.response_ids[rows], W, cfg.temperature)
+    v = values[:n_roll, W - 1 : W - 1 + T].float()
+    weights = token_weights(ro.mask()[rows], cfg.loss_agg) * roll_w
+    assert ro.old_logprobs is not None and ro.values is not None
+    assert ro.advantages is not None and ro.returns is not None
+    pg, pstats = policy_loss(
+        logp, ro.old_logprobs[rows], ro.advantages[rows], weights, sr.denom, cfg.clip_range
+    )
+    vf = value_loss(v, ro.values[rows], ro.returns[rows], weights, sr.denom, cfg.clip_range_value)
+    loss = pg + cfg.vf_coef * vf
+    dis = torch.zeros((), device=device)
+    if ret_batch is not None and sr.dis_denom > 0:
+        r_in = {"input_ids": ids[n_roll:, :r_width], "attention_mask": att[n_roll:, :r_width],
+                "position_ids": pos[n_roll:, :r_width]}  # fmt: skip
+        with torch.no_grad():
+            t_logits = teacher_logits(st, r_in)
+        labels = pad_right(ret_batch["labels"].to(device), ids.shape[1], -100)
+        dis = distill_loss(logits[n_roll:, : r_width - 1], t_logits[:, :-1],
+                           labels[:, 1:] != -100, sr.dis_denom)  # fmt: skip
+        loss = loss + cfg.lambda_dis * dis
+    elif st.sharded and st.frozen_ref is None and sr.dis_idx:
+        with torch.no_grad():  # join the other processes' teacher pass (a collective)
+            st.policy(input_ids=ids[:1], attention_mask=att[:1], position_ids=pos[:1],
+                      reference=True)  # fmt: skip
+    acc.backward(loss)
+    if cfg.max_grad_norm > 0:
+        acc.clip_grad_norm_(st.policy.parameters(), cfg.max_grad_norm)
+    st.optimizer.step()
+    st.scheduler.step()
+    st.optimizer.zero_grad(set_to_none=True)
+    return step_stats(st, step, pg, vf, dis, pstats, roll_w)
+
+
+def joint_inputs(
+    inputs: dict[str, torch.Tensor], ret_batch: dict[str, torch.Tensor] | None, pad_id: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:  # fmt: skip
+    """Rollout rows and retain rows right-padded to one width and stacked, so one forward
+    serves both; returns (ids, mask, positions, retain width)."""
+    width = inputs["input_ids"].shape[1]
+    if ret_batch is not None:
+        width = max(width, ret_batch["input_ids"].shape[1])
+    ids = pad_right(inputs["input_ids"], width, pad_id)
+    att = pad_right(inputs["attention_mask"], width, 0)
+    pos = pad_right(inputs["position_ids"], width, 0)
+    if ret_batch is None:
+        return ids, att, pos, 0
+    r_ids = pad_right(ret_batch["input_ids"].to(device), width, pad_id)
+    r_att = pad_right(ret_batch["attention_mask"].to(device), width, 0)
+    r_pos = (r_att.long().cumsum(1) - 1).clamp(min=0)
+    return torch.cat([ids, r_ids]), torch.cat([att, r_att]), torch.cat([pos, r_pos]), width
+
+
+def teacher_logits(st: PPOState, r_in: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The original model's logits on the retain rows: the frozen copy (full fine-tuning)
+    or the policy with its adapters switched off (LoRA)."""
+    if st.frozen_ref is not None:
+        return st.frozen_ref(**r_in, use_cache=False).logits
+    return st.no_grad_model(**r_in, reference=True)[0]
+
+
+def step_stats(
+    st: PPOState, step: int, pg: torch.Tensor, vf: torch.Tensor, dis: torch.Tensor,
+    pstats: dict[str, torch.Tensor], roll_w: float,
+) -> dict[str, float]:  # fmt: skip
+    """The step's losses and statistics, summed over processes so the log is the global
+    batch's; a non-finite loss stops the run here."""
+    world = st.acc.num_processes
+    parts = [pg, vf, dis, pstats["approx_kl"] * roll_w, pstats["clipfrac"] * roll_w]
+    stacked = torch.stack([x.detach() for x in parts]).float()
+    # Each process's loss is world * (its share of the global mean), so the sum over
+    # processes / world is the global value; approx_kl and clipfrac are local means.
+    stacked = (st.acc.reduce(stacked, reduction="sum") if world > 1 else stacked) / world
+    names = ("pg_loss", "vf_loss", "dis_loss", "approx_kl", "clipfrac")
+    values = dict(zip(names, stacked.tolist(), strict=True))
+    check_finite_loss(  # the values are already on the host: no extra sync
+        f"PPO step {step + 1} of batch {st.batches_done}",
+        **{k: values[k] for k in names[:3]},
+    )
+    return values

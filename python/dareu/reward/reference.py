@@ -16,13 +16,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-C_SEG = 1.05
-K_SLICES = 15
-CHI_EPS = 1e-6
-KL_COEF = 0.1
-GAMMA = 1.0
-GAE_LAMBDA = 0.95
-WHITEN_EPS = 1e-8
+# The paper's constants, defined once (in the Rust core) and read from it.
+from dareu._reward_core import C_SEG, CHI_EPS, GAE_LAMBDA, GAMMA, K_SLICES, KL_COEF, WHITEN_EPS
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

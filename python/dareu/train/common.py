@@ -17,6 +17,16 @@ from dareu.models.loading import resolve_dtype
 MIXED_PRECISION = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "no"}
 
 
+class TrainingStopped(RuntimeError):
+    """A run stopped on purpose by a `stop_after_*` hook (a simulated kill, in tests and
+    benchmarks) after `step` optimizer steps or rollout batches; resume continues it."""
+
+    def __init__(self, step: int, checkpoint: Path | None = None, unit: str = "steps") -> None:
+        where = f"; latest checkpoint: {checkpoint}" if checkpoint is not None else ""
+        super().__init__(f"stopped after {step} {unit} as asked{where}; re-run with --resume")
+        self.step, self.checkpoint = step, checkpoint
+
+
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch (all devices) so a run is reproducible."""
     random.seed(seed)
@@ -26,14 +36,14 @@ def set_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def _default_cpu() -> bool:
+def default_cpu() -> bool:
     # Without a GPU, Accelerate only forms a multi-process (gloo) group when told cpu=True.
     return not torch.cuda.is_available()
 
 
 def partial_state() -> PartialState:
     """The process-group state (rank, main process), created the same way as the Accelerator."""
-    return PartialState(cpu=_default_cpu())
+    return PartialState(cpu=default_cpu())
 
 
 def setup_accelerator(
@@ -48,7 +58,7 @@ def setup_accelerator(
     return Accelerator(
         mixed_precision=mixed,
         gradient_accumulation_steps=gradient_accumulation_steps,
-        cpu=_default_cpu() if cpu is None else cpu,
+        cpu=default_cpu() if cpu is None else cpu,
     )
 
 

@@ -50,6 +50,7 @@ from dareu.models.tiny import TINY_SIZES, tiny_base_dir
 from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dareu.train.common import (
     JsonlLogger,
+    TrainingStopped,
     is_sharded,
     partial_state,
     set_seed,
@@ -74,17 +75,6 @@ HF_FULL_LR, HF_LORA_LR, HF_EPOCHS = 1e-5, 1e-4, 5
 WORLD_EPOCHS, WORLD_BATCH = 10, 32
 # Background people the world's tiny base is pretrained on, by size (micro: unit tests).
 PRETRAIN_PEOPLE = {"micro": 100, "tiny": 3000, "small": 3000}
-
-
-class TrainingStopped(RuntimeError):
-    """Raised by the `stop_after_steps` hook (a simulated kill); resume with resume=True."""
-
-    def __init__(self, step: int, checkpoint: Path | None) -> None:
-        super().__init__(
-            f"stopped after {step} steps as asked; latest checkpoint: {checkpoint}; "
-            "re-run with --resume to continue"
-        )
-        self.step, self.checkpoint = step, checkpoint
 
 
 @dataclass

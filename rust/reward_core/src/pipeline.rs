@@ -9,14 +9,26 @@ use crate::{
     RewardParams, SegmentSpec, WhitenParams, ROWS_PER_TASK,
 };
 
-/// All parameters of the fused pipeline; `Default` is the paper's setting.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// All parameters of the fused pipeline; `Default` is the paper's setting, with the
+/// advantages whitened as in TRL and in the Python `ppo_advantages` (whiten=True).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PpoParams {
     pub segments: SegmentSpec,
     pub reward: RewardParams,
     pub gae: GaeParams,
     /// `None` leaves the advantages unwhitened.
     pub whiten: Option<WhitenParams>,
+}
+
+impl Default for PpoParams {
+    fn default() -> Self {
+        Self {
+            segments: SegmentSpec::default(),
+            reward: RewardParams::default(),
+            gae: GaeParams::default(),
+            whiten: Some(WhitenParams::default()),
+        }
+    }
 }
 
 /// Outputs, each `[B, T]` row-major f32, 0 on padding.
@@ -263,6 +275,11 @@ mod tests {
         for (x, y) in out.advantages.iter().zip(&w) {
             assert!((x - y).abs() <= 1e-4, "{x} vs {y}");
         }
+    }
+
+    #[test]
+    fn default_params_whiten_like_the_python_api() {
+        assert_eq!(PpoParams::default().whiten, Some(WhitenParams::default()));
     }
 
     #[test]
