@@ -20,13 +20,12 @@ from dareu.cache import check_output_dir, output_root
 from dareu.data.formatting import PROMPT_FORMATS
 from dareu.models.loading import DTYPE_NAMES
 from dareu.models.tiny import TINY_SIZES
-from dareu.train.common import partial_state
+from dareu.train.common import TrainingStopped, partial_state
 from dareu.train.finetune import (
     SCHEDULES,
     TINY_EPOCHS,
     TINY_LR,
     FinetuneConfig,
-    TrainingStopped,
     ensure_finetuned,
 )
 from dareu.train.lora import LLAMA_TARGETS

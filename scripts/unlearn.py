@@ -61,9 +61,10 @@ def add_shared(p: argparse.ArgumentParser) -> None:
     add("--force", action="store_true", default=None, help="redo the unlearning and its evaluation")
     add("--save-every", type=int, default=None, help="checkpoint every N rollout batches (0: off)")
     add("--report-to", default=None, help="none (default) | tensorboard")
-    add("--no-evaluate", dest="evaluate", action="store_false", default=None)
+    add("--no-evaluate", dest="evaluate", action="store_false", default=None,
+        help="skip the evaluation (and the audit) of every model")  # fmt: skip
     add("--eval-max-new-tokens", type=int, default=None, help="default 64 tiny, 200 paper")
-    add("--eval-batch-size", type=int, default=None)
+    add("--eval-batch-size", type=int, default=None, help="generation batch (default 32)")
     add("--eval-max-samples", type=int, default=None, help="cap per evaluated split")
     add("--max-length", type=int, default=None, help="tokens of a retain QA row (default 256)")
     add(
@@ -102,7 +103,8 @@ def add_shared(p: argparse.ArgumentParser) -> None:
         default=None,
         help="fine-tuning steps of the audit's relearning attack (default 20)",
     )
-    add("--no-progress", dest="progress", action="store_false", default=None)
+    add("--no-progress", dest="progress", action="store_false", default=None,
+        help="no progress bars")  # fmt: skip
     add(
         "--profile",
         choices=["tiny", "paper"],
@@ -110,10 +112,15 @@ def add_shared(p: argparse.ArgumentParser) -> None:
         help="default hyperparameters: tiny (no --model) or paper (with --model)",
     )
     add("--stop-after-batches", type=int, default=None, help=argparse.SUPPRESS)
-    # Optimisation flags shared with the baselines (default: the method's profile value).
-    add("--lr", type=float, default=None)
-    add("--epochs", type=int, default=None)
-    add("--batch-size", type=int, default=None)
+
+
+def add_optimisation(p: argparse.ArgumentParser) -> None:
+    """Optimisation flags every method shares (default: the method's profile value)."""
+    g = p.add_argument_group("optimisation (every method; default: the method's profile value)")
+    add = g.add_argument
+    add("--lr", type=float, default=None, help="AdamW learning rate")
+    add("--epochs", type=int, default=None, help="passes over the forget set")
+    add("--batch-size", type=int, default=None, help="forget queries (DareU) or rows per step")
     add(
         "--full",
         dest="lora",
@@ -121,12 +128,13 @@ def add_shared(p: argparse.ArgumentParser) -> None:
         default=None,
         help="train all parameters (default: LoRA)",
     )
-    add("--lora", dest="lora", action="store_true", default=None)
-    add("--lora-r", type=int, default=None)
-    add("--lora-alpha", type=int, default=None)
-    add("--lora-dropout", type=float, default=None)
+    add("--lora", dest="lora", action="store_true", default=None, help="train LoRA adapters")
+    add("--lora-r", type=int, default=None, help="LoRA rank")
+    add("--lora-alpha", type=int, default=None, help="LoRA scaling alpha")
+    add("--lora-dropout", type=float, default=None, help="LoRA dropout")
     add("--lora-targets", default=None, help="comma-separated module names")
-    add("--gradient-checkpointing", action="store_true", default=None)
+    add("--gradient-checkpointing", action="store_true", default=None,
+        help="recompute activations in the backward pass (less memory, more time)")  # fmt: skip
     add(
         "--hparam",
         action="append",
@@ -163,6 +171,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         + ", ".join(f"{k}={v}" for k, v in TINY_OVERRIDES.items()),
     )
     add_shared(p)
+    add_optimisation(p)
     add_dareu(p)
     return p.parse_args(argv)
 

@@ -20,9 +20,9 @@ from dareu.data import generate_synthetic, load_benchmark
 from dareu.data.formatting import collate_train, encode_qa
 from dareu.data.schema import Benchmark
 from dareu.models import load_model
+from dareu.train.common import TrainingStopped
 from dareu.train.finetune import (
     FinetuneConfig,
-    TrainingStopped,
     ensure_finetuned,
     finetune,
     training_rows,

@@ -375,16 +375,58 @@ def _run_locked(
     stop_after_batches: int | None,
     t_start: float,
 ) -> Path:
-    """The stages of `run_job`, under the run folder's lock."""
+    """The stages of `run_job`, under the run folder's lock: models, attributor, then each
+    round unlearned and evaluated, then the report."""
     from dareu.train.common import partial_state
 
-    method, method_cfg = job.method.lower(), unlearner.config()
     state = partial_state()
     if (out / "summary.json").is_file() and not (job.force or job.resume):
         log(f"cached: {out / 'report.md'} (use --force to unlearn again)")
         return out
     rounds = split_rounds(bench.forget, bench.forget_owners, job.rounds)
-    log(f"config: {json.dumps({'job': dataclasses.asdict(job), method: method_cfg})}")
+    log_start(job, bench, unlearner)
+    original, retain_model = original_and_retain(job, bench)
+    attributor = load_job_attributor(job, ppo, bench, original)
+    unlearner.start(out)
+    prepare_folder(job, out, unlearner.config(), original, retain_model)
+
+    distill = [*bench.retain, *(bench.general_train if job.distill_general else [])]
+    rows: list[dict[str, Any]] = []
+    forgotten: set[str] = set()
+    prev: Path | None = None
+    t_train = 0.0
+    for r, new_request in enumerate(rounds):
+        forgotten |= {s.owner for s in new_request}
+        request = (
+            [s for s in bench.forget if s.owner in forgotten]
+            if job.cumulative_rounds
+            else new_request
+        )
+        t0 = time.perf_counter()
+        prev = unlearner.train_round(
+            bench,
+            Round(index=r, request=request, distill=distill, original=original, prev=prev,
+                  retain_model=retain_model, out_dir=out / f"round-{r}", attributor=attributor,
+                  stop_after=stop_after_batches),
+        )  # fmt: skip
+        t_train += time.perf_counter() - t0
+        log(f"round {r}: unlearned model -> {prev}")
+        if job.evaluate and state.is_main_process:
+            row = evaluate_round(job, ppo, bench, forgotten, r, prev, original, retain_model,
+                                 attributor, out, unlearner.config())  # fmt: skip
+            rows.append(row)
+        state.wait_for_everyone()
+    unlearner.finish()
+    if state.is_main_process:
+        write_summary(job, out, unlearner.config(), original, retain_model, rows, t_train,
+                      time.perf_counter() - t_start)  # fmt: skip
+    state.wait_for_everyone()
+    return out
+
+
+def log_start(job: JobConfig, bench: Benchmark, unlearner: Unlearner) -> None:
+    method = job.method.lower()
+    log(f"config: {json.dumps({'job': dataclasses.asdict(job), method: unlearner.config()})}")
     log(
         f"benchmark {bench.name}: {len(bench.forget)} forget QA + {len(bench.forget_docs)} docs "
         f"of {len(bench.forget_owners)} owners in {job.rounds} round(s), {len(bench.retain)} "
@@ -392,7 +434,10 @@ def _run_locked(
         + ("; exact grading on (knowledge world)" if bench.world else "")
     )
 
-    # ---- 1. original and retain models (cached fine-tunes for the embedded default)
+
+def original_and_retain(job: JobConfig, bench: Benchmark) -> tuple[Path, Path | None]:
+    """The original model and the retain model (the gold standard): the user's folders, or
+    the cached fine-tunes of the embedded default."""
     from dareu.train.finetune import default_config, ensure_finetuned
 
     ft_cfg = default_config(bench, fmt=job.fmt, dtype=job.dtype, seed=job.seed,
@@ -409,33 +454,36 @@ def _run_locked(
         retain_model = ensure_finetuned(bench, "retain", ft_cfg, progress=job.progress)
     log(f"original model: {original}")
     log(f"retain model:   {retain_model}")
+    return original, retain_model
 
-    # ---- 2. attributor (cached classifier training), decoding with the policy's tokenizer
+
+def load_job_attributor(job: JobConfig, ppo: PPOConfig, bench: Benchmark, original: Path) -> Any:
+    """The attributor (a cached classifier training by default), decoding with the
+    policy's tokenizer; its forget owners were checked in `preflight`."""
     from dareu.attribution import load_attributor
     from dareu.models.loading import load_model, load_tokenizer
+    from dareu.train.common import partial_state
 
     policy_tok = (
         load_tokenizer(original)
         if (original / "config.json").is_file()
         else load_model(original)[1]
     )
-    with state.main_process_first():
+    with partial_state().main_process_first():
         attributor = load_attributor(job.attributor, benchmark=bench, tokenizer=policy_tok)
-    unknown = sorted(set(bench.forget_owners) - set(attributor.owners))
-    if unknown:
-        raise ValueError(
-            f"--attributor {job.attributor}: forget owners {unknown[:5]} are unknown to it "
-            f"({len(attributor.owners)} owners)"
-        )
-    if ppo.attr_temperature > 0 and hasattr(attributor, "temperature"):
-        attributor.temperature = ppo.attr_temperature
+    ppo.apply_attr_temperature(attributor)
     log(f"attributor: {json.dumps(attributor.describe(), default=str)}")
-    empty_score = (
-        1.0 / len(attributor.owners) if ppo.empty_response_score < 0 else ppo.empty_response_score
-    )
+    return attributor
 
-    # ---- 3. unlearning, round by round, each round evaluated
-    unlearner.start(out)
+
+def prepare_folder(
+    job: JobConfig, out: Path, method_cfg: dict[str, Any], original: Path,
+    retain_model: Path | None,
+) -> None:  # fmt: skip
+    """--force clears earlier rounds and evaluations; config.json says what runs."""
+    from dareu.train.common import partial_state
+
+    state = partial_state()
     if job.force and state.is_main_process:
         import shutil
 
@@ -451,104 +499,76 @@ def _run_locked(
         )  # fmt: skip
     state.wait_for_everyone()
 
-    distill = [*bench.retain, *(bench.general_train if job.distill_general else [])]
+
+def evaluate_round(
+    job: JobConfig, ppo: PPOConfig, bench: Benchmark, forgotten: set[str], r: int,
+    model_dir: Path, original: Path, retain_model: Path | None, attributor: Any, out: Path,
+    method_cfg: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """Evaluate the retain, original and unlearned models on the owners forgotten so far
+    (main process). The first two are cached across runs: they depend only on the model,
+    the benchmark view and the evaluation settings."""
+    from dareu.eval.evaluator import EVAL_VERSION
+
+    view = round_view(bench, forgotten)
+    empty = ppo.empty_score(len(attributor.owners))
+    audit_cfg = job.audit_config()
+    ekey = content_hash(
+        EVAL_VERSION, bench.name, sorted(forgotten), job.fmt, job.eval_max_new_tokens,
+        job.eval_max_samples, job.max_length, job.attributor, empty,
+        *([audit_cfg.to_dict()] if audit_cfg is not None else []),
+    )  # fmt: skip
     eval_root = output_root() / "evals"
-    rows: list[dict[str, Any]] = []
-    forgotten: set[str] = set()
-    prev: Path | None = None
-    t_train = 0.0
-    for r, new_request in enumerate(rounds):
-        forgotten |= {s.owner for s in new_request}
-        request = (
-            [s for s in bench.forget if s.owner in forgotten]
-            if job.cumulative_rounds
-            else new_request
-        )
-        rdir = out / f"round-{r}"
-        t0 = time.perf_counter()
-        model_dir = unlearner.train_round(
-            bench,
-            Round(index=r, request=request, distill=distill, original=original, prev=prev,
-                  retain_model=retain_model, out_dir=rdir, attributor=attributor,
-                  stop_after=stop_after_batches),
+    common: dict[str, Any] = {"attributor": attributor, "empty": empty, "reference": original}
+    ret_eval = None
+    if retain_model is not None:
+        ret_eval = evaluate_folder(
+            retain_model, view, job, eval_root / f"retain-{content_hash(str(retain_model), ekey)}",
+            retain_eval=None, run_config={"label": "retain"}, **common,
         )  # fmt: skip
-        t_train += time.perf_counter() - t0
-        prev = model_dir
-        log(f"round {r}: unlearned model -> {model_dir}")
+    orig_eval = evaluate_folder(
+        original, view, job, eval_root / f"original-{content_hash(str(original), ekey)}",
+        retain_eval=ret_eval, run_config={"label": "original"}, **common,
+    )  # fmt: skip
+    method = job.method.lower()
+    label = method if job.rounds == 1 else f"{method} round {r}"
+    run_cfg = {"label": label, "method": method, "seed": job.seed, "round": r,
+               "config": method_cfg, "model": str(original)}  # fmt: skip
+    mine = evaluate_folder(model_dir, view, job, out / "eval" / f"round-{r}",
+                           retain_eval=ret_eval, run_config=run_cfg, **common)  # fmt: skip
+    return {
+        "round": r,
+        "forgotten_owners": sorted(forgotten),
+        "original": read_summary(orig_eval),
+        "retain": read_summary(ret_eval) if ret_eval else None,
+        "unlearned": read_summary(mine),
+        "eval_dirs": {"original": str(orig_eval), "retain": str(ret_eval), "unlearned": str(mine)},
+    }
 
-        if not job.evaluate:
-            continue
-        # Evaluations run on the main process; the original and retain ones are cached
-        # across runs (they depend only on the model, the benchmark view and eval settings).
-        if state.is_main_process:
-            view = round_view(bench, forgotten)
-            audit_cfg = job.audit_config()
-            from dareu.eval.evaluator import EVAL_VERSION
 
-            ekey = content_hash(
-                EVAL_VERSION, bench.name, sorted(forgotten), job.fmt, job.eval_max_new_tokens,
-                job.eval_max_samples, job.max_length, job.attributor, empty_score,
-                *([audit_cfg.to_dict()] if audit_cfg is not None else []),
-            )  # fmt: skip
-            common: dict[str, Any] = {"attributor": attributor, "empty": empty_score}
-            ret_eval = None
-            if retain_model is not None:
-                ret_eval = evaluate_folder(
-                    retain_model, view, job,
-                    eval_root / f"retain-{content_hash(str(retain_model), ekey)}",
-                    retain_eval=None, reference=original, run_config={"label": "retain"}, **common,
-                )  # fmt: skip
-            orig_eval = evaluate_folder(
-                original, view, job,
-                eval_root / f"original-{content_hash(str(original), ekey)}",
-                retain_eval=ret_eval, reference=original, run_config={"label": "original"},
-                **common,
-            )  # fmt: skip
-            label = method if job.rounds == 1 else f"{method} round {r}"
-            run_cfg = {"label": label, "method": method, "seed": job.seed, "round": r,
-                       "config": method_cfg, "model": str(original)}  # fmt: skip
-            mine = evaluate_folder(
-                model_dir, view, job, out / "eval" / f"round-{r}", retain_eval=ret_eval,
-                reference=original, run_config=run_cfg, **common,
-            )  # fmt: skip
-            rows.append(
-                {
-                    "round": r,
-                    "forgotten_owners": sorted(forgotten),
-                    "original": read_summary(orig_eval),
-                    "retain": read_summary(ret_eval) if ret_eval else None,
-                    "unlearned": read_summary(mine),
-                    "eval_dirs": {
-                        "original": str(orig_eval),
-                        "retain": str(ret_eval),
-                        "unlearned": str(mine),
-                    },
-                }
-            )
-        state.wait_for_everyone()
-    unlearner.finish()
+def write_summary(
+    job: JobConfig, out: Path, method_cfg: dict[str, Any], original: Path,
+    retain_model: Path | None, rows: list[dict[str, Any]], t_train: float, wall: float,
+) -> None:  # fmt: skip
+    """summary.json and the report (main process)."""
+    from dareu.report import write_report
+    from dareu.train.common import partial_state
 
-    # ---- 4. report
-    if state.is_main_process:
-        from dareu.report import write_report
-
-        summary = {
-            "run_dir": str(out),
-            "method": method,
-            "job": dataclasses.asdict(job),
-            "method_config": method_cfg,
-            "original": str(original),
-            "retain_model": str(retain_model) if retain_model else None,
-            "rounds": rows,
-            "train_s": round(t_train, 1),
-            "wall_s": round(time.perf_counter() - t_start, 1),
-            "processes": state.num_processes,
-        }
-        write_report(out, summary)
-        atomic_write_json(out / "summary.json", summary)
-        log(f"report: {out / 'report.md'}  (wall {summary['wall_s']} s)")
-    state.wait_for_everyone()
-    return out
+    summary = {
+        "run_dir": str(out),
+        "method": job.method.lower(),
+        "job": dataclasses.asdict(job),
+        "method_config": method_cfg,
+        "original": str(original),
+        "retain_model": str(retain_model) if retain_model else None,
+        "rounds": rows,
+        "train_s": round(t_train, 1),
+        "wall_s": round(wall, 1),
+        "processes": partial_state().num_processes,
+    }
+    write_report(out, summary)
+    atomic_write_json(out / "summary.json", summary)
+    log(f"report: {out / 'report.md'}  (wall {summary['wall_s']} s)")
 
 
 def main_process_print_first() -> None:

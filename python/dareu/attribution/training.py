@@ -379,95 +379,19 @@ def train_classifier(
     larger distributed job needs when it builds its attributor on the main process only).
     Returns the metrics written to attribution.json.
     """
-    from dareu.models.loading import resolve_dtype
-    from dareu.train.common import JsonlLogger, partial_state, set_seed
+    from dareu.train.common import JsonlLogger, set_seed
 
     config.validate()
     data = attribution_data(benchmark, calib_share=config.calib_share, seed=config.seed)
     base = base or resolve_base(benchmark, config)
     acc = accelerator
     is_main = acc.is_main_process if acc is not None else True
-    n_proc = acc.num_processes if acc is not None else 1
     set_seed(config.seed)
     model, tokenizer = build_classifier(base, data.owners, config)
-    has_bos = tokenizer.bos_token_id is not None
-    pad = tokenizer.pad_token_id
     swapped = name_swap_rows(benchmark, data.owners, config.name_swaps, config.seed)
     train_rows = _encode(tokenizer, data.train + swapped, config.max_length)
-    gen = torch.Generator().manual_seed(config.seed)
-    loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
-        train_rows,  # type: ignore[arg-type]
-        batch_size=config.batch_size,
-        shuffle=True,
-        generator=gen,
-        collate_fn=lambda b: _collate(b, pad),
-    )
-    lr = config.resolved_lr()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
-    total = config.epochs * math.ceil(len(train_rows) / (config.batch_size * n_proc))
-    warm = int(config.warmup_ratio * total)
-
-    def schedule(step: int) -> float:  # linear warmup, then cosine decay to 10%
-        if step < warm:
-            return (step + 1) / warm
-        prog = (step - warm) / max(1, total - warm)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * prog))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    if acc is not None:
-        model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
-        device = acc.device
-        autocast: Any = acc.autocast
-    else:
-        device = partial_state().device
-        model.to(device)
-        half = resolve_dtype(config.dtype)
-
-        def autocast() -> Any:
-            return torch.autocast(device.type, dtype=half, enabled=half != torch.float32)
-
-    log = JsonlLogger(log_path, enabled=is_main)
-
-    model.train()
-    step = 0
-    bar = tqdm(total=total, desc="train attributor", disable=not (progress and is_main))
-    for epoch in range(config.epochs):
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast():
-                logits = position_logits(model, batch["input_ids"], batch["attention_mask"])
-            loss = prefix_loss(
-                logits,
-                batch["attention_mask"],
-                batch["labels"],
-                skip=1 if has_bos else 0,
-                full_weight=config.full_weight,
-            )
-            if acc is not None:
-                acc.backward(loss)
-                acc.clip_grad_norm_(params, 1.0)
-            else:
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
-            log.log(
-                {
-                    "step": step,
-                    "epoch": epoch,
-                    "loss": loss.item(),
-                    "lr": scheduler.get_last_lr()[0],
-                }
-            )
-    bar.close()
-    if acc is not None:
-        acc.wait_for_everyone()
-        model = acc.unwrap_model(model)
+    model = _train_epochs(model, tokenizer, train_rows, config, acc,
+                          JsonlLogger(log_path, enabled=is_main), progress)  # fmt: skip
     if config.resolved_mode() == "lora":
         model = model.merge_and_unload()
     model = model.float().eval()
@@ -486,7 +410,7 @@ def train_classifier(
             "base": str(base),
             "config": asdict(config),
             "finetune": config.resolved_mode(),
-            "lr": lr,
+            "lr": config.resolved_lr(),
             "recipe_version": RECIPE_VERSION,
             "data": {
                 "train": len(data.train),
@@ -503,6 +427,77 @@ def train_classifier(
     if acc is not None:
         acc.wait_for_everyone()
     return metrics
+
+
+def _train_epochs(
+    model: Any, tokenizer: Any, train_rows: Any, config: AttributorConfig, acc: Any,
+    log: Any, progress: bool,
+) -> Any:  # fmt: skip
+    """The prefix-loss epochs (AdamW, linear warm-up then cosine to 10%); returns the
+    trained (unwrapped) model."""
+    from dareu.models.loading import resolve_dtype
+    from dareu.train.common import partial_state
+
+    is_main = acc.is_main_process if acc is not None else True
+    n_proc = acc.num_processes if acc is not None else 1
+    pad, skip = tokenizer.pad_token_id, 1 if tokenizer.bos_token_id is not None else 0
+    gen = torch.Generator().manual_seed(config.seed)
+    loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+        train_rows, batch_size=config.batch_size, shuffle=True, generator=gen,
+        collate_fn=lambda b: _collate(b, pad),
+    )  # fmt: skip
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr = config.resolved_lr()
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
+    total = config.epochs * math.ceil(len(train_rows) / (config.batch_size * n_proc))
+    warm = int(config.warmup_ratio * total)
+
+    def schedule(step: int) -> float:  # linear warmup, then cosine decay to 10%
+        if step < warm:
+            return (step + 1) / warm
+        prog = (step - warm) / max(1, total - warm)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * prog))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    if acc is not None:
+        model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+        device, autocast = acc.device, acc.autocast
+    else:
+        device, half = partial_state().device, resolve_dtype(config.dtype)
+        model.to(device)
+
+        def autocast() -> Any:
+            return torch.autocast(device.type, dtype=half, enabled=half != torch.float32)
+
+    model.train()
+    step = 0
+    bar = tqdm(total=total, desc="train attributor", disable=not (progress and is_main))
+    for epoch in range(config.epochs):
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast():
+                logits = position_logits(model, batch["input_ids"], batch["attention_mask"])
+            loss = prefix_loss(logits, batch["attention_mask"], batch["labels"],
+                               skip=skip, full_weight=config.full_weight)  # fmt: skip
+            if acc is not None:
+                acc.backward(loss)
+                acc.clip_grad_norm_(params, 1.0)
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch)
+            log.log({"step": step, "epoch": epoch, "loss": loss.item(),
+                     "lr": scheduler.get_last_lr()[0]})  # fmt: skip
+    bar.close()
+    if acc is not None:
+        acc.wait_for_everyone()
+        model = acc.unwrap_model(model)
+    return model
 
 
 def _prefix_logits(

@@ -175,36 +175,6 @@ def load_tofu(
             f"group_authors={group_authors} puts authors of {forget} and of {retain_name} in the "
             f"same owner ({', '.join(cut[:5])}); choose a group size that divides the forget split"
         )
-    # Holdout authors are not in `full`: they get their own owner ids, 20 rows each.
-    hold_rows = read_tofu_config(holdout_name, tofu_dir)
-    n_hold = -(-len(hold_rows) // ROWS_PER_AUTHOR)
-    holdout = [
-        QASample(
-            id=f"tofu-holdout-{j}",
-            owner=author_owner(j // ROWS_PER_AUTHOR, n_hold, group_authors, "holdout-author"),
-            question=r["question"],
-            answer=r["answer"],
-        )
-        for j, r in enumerate(hold_rows)
-    ]
-    test_sets = {}
-    for name in ("real_authors", "world_facts"):
-        test_sets[name] = [
-            QASample(
-                id=f"{name}-{j}",
-                owner=name,
-                question=r["question"],
-                answer=r["answer"],
-                perturbed_answers=_perturbed(r),
-            )
-            for j, r in enumerate(read_tofu_config(f"{name}_perturbed", tofu_dir))
-        ]
-    if idk_path is not None:
-        idk = read_idk(idk_path)
-    elif tofu_dir is not None and (Path(tofu_dir) / IDK_FILE).is_file():
-        idk = read_idk(Path(tofu_dir) / IDK_FILE)
-    else:
-        idk = list(IDK_ANSWERS)
     suffix = f"-g{group_authors}" if group_authors > 1 else ""
     return Benchmark(
         name=f"tofu-{forget}{suffix}",
@@ -212,13 +182,48 @@ def load_tofu(
         retain=retain_rows,
         forget_eval=matched(f"{forget}_perturbed"),
         retain_eval=matched("retain_perturbed"),
-        holdout=holdout,
-        test_sets=test_sets,
+        holdout=_holdout(holdout_name, tofu_dir, group_authors),
+        test_sets=_test_sets(tofu_dir),
         owners=list(dict.fromkeys(owner(i) for i in range(len(full)))),
         forget_owners=forget_owners,
-        idk_answers=idk,
+        idk_answers=_idk(tofu_dir, idk_path),
         root=str(Path(tofu_dir).resolve()) if tofu_dir is not None else f"hub:{HUB_NAME}",
     )
+
+
+def _holdout(name: str, tofu_dir: Path | None, group_authors: int) -> list[QASample]:
+    """Holdout authors are not in `full`: they get their own owner ids, 20 rows each."""
+    rows = read_tofu_config(name, tofu_dir)
+    n_hold = -(-len(rows) // ROWS_PER_AUTHOR)
+    return [
+        QASample(
+            id=f"tofu-holdout-{j}",
+            owner=author_owner(j // ROWS_PER_AUTHOR, n_hold, group_authors, "holdout-author"),
+            question=r["question"],
+            answer=r["answer"],
+        )
+        for j, r in enumerate(rows)
+    ]
+
+
+def _test_sets(tofu_dir: Path | None) -> dict[str, list[QASample]]:
+    """real_authors and world_facts with their perturbed answers (model utility)."""
+    return {
+        name: [
+            QASample(id=f"{name}-{j}", owner=name, question=r["question"], answer=r["answer"],
+                     perturbed_answers=_perturbed(r))
+            for j, r in enumerate(read_tofu_config(f"{name}_perturbed", tofu_dir))
+        ]
+        for name in ("real_authors", "world_facts")
+    }  # fmt: skip
+
+
+def _idk(tofu_dir: Path | None, idk_path: Path | None) -> list[str]:
+    if idk_path is not None:
+        return read_idk(idk_path)
+    if tofu_dir is not None and (Path(tofu_dir) / IDK_FILE).is_file():
+        return read_idk(Path(tofu_dir) / IDK_FILE)
+    return list(IDK_ANSWERS)
 
 
 def summarize_tofu(tofu_dir: Path | None = None) -> dict[str, int]:

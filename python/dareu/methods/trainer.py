@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from accelerate import Accelerator, PartialState
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from dareu.cache import (
@@ -37,7 +36,7 @@ from dareu.cache import (
 )
 from dareu.data.formatting import PROMPT_FORMATS, check_format, collate_train, encode_qa
 from dareu.data.schema import Benchmark, QASample
-from dareu.guards import check_finite_fields, check_finite_loss
+from dareu.guards import check_finite_fields
 from dareu.methods.base import Method, TrainContext, get_method
 from dareu.methods.common import Inputs, Reference
 from dareu.methods.defaults import PROFILES, Profile, merge_hparams, method_defaults, train_defaults
@@ -336,9 +335,8 @@ def train(
     progress: bool = True,
 ) -> tuple[Any, TrainContext, dict[str, Any]]:
     """Run `method` on `model`; returns the prepared model, the context and a summary."""
-    from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from dareu.train.common import JsonlLogger, set_seed
-    from dareu.train.data import set_loader_epoch
+    from dareu.train.loop import LoopPosition, LoopSettings, run_loop
     from dareu.train.lora import is_peft
 
     set_seed(cfg["seed"])
@@ -380,88 +378,43 @@ def train(
     )
     method.setup(ctx)
 
-    step = 0
-    ckpt_dir, state_dir = work / "checkpoints", work / "method_state"
-    ckpt = latest_checkpoint(ckpt_dir) if resume else None
-    if ckpt is not None:
-        step = load_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, scheduler)
-        state_file = state_dir / f"{ckpt.name}.pt"
-        if state_file.exists():
-            method.load_state_dict(torch.load(state_file, weights_only=True))
-        accelerator.print(f"resumed from {ckpt} (step {step}/{total})")
-    start_epoch, skip = step // steps_per_epoch, (step % steps_per_epoch) * ga
+    state_dir = work / "method_state"
 
-    logger = JsonlLogger(work / "train_log.jsonl", enabled=accelerator.is_main_process)
-    bar = tqdm(total=total, initial=step, desc=f"unlearn {method.name}", dynamic_ncols=True,
-               disable=not (progress and accelerator.is_local_main_process))  # fmt: skip
-    t0 = time.perf_counter()
-    first: dict[str, float] | None = None
-    last: dict[str, float] = {}
-    sums: dict[str, float] = {}
-    n_micro = 0
-    model.train()
-    epoch = start_epoch
-    while step < total:
-        set_loader_epoch(loader, epoch)
-        for i, batch in enumerate(loader):
-            if epoch == start_epoch and i < skip:
-                continue  # trained on before the checkpoint
-            ctx.epoch, ctx.global_step, ctx.micro_step = epoch, step, n_micro
-            with accelerator.accumulate(model):
-                ctx.sync = accelerator.sync_gradients
-                loss, logs = method.loss(ctx, batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
-                optimizer.step()  # a no-op until the last micro-batch of the window
-                optimizer.zero_grad()
-            for k, v in {"loss": float(loss.detach()), **logs}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n_micro += 1
-            if not accelerator.sync_gradients:
-                continue
+    def save_state(name: str) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = state_dir / f".{name}.pt.tmp"
+        torch.save(method.state_dict(), tmp)
+        tmp.replace(state_dir / f"{name}.pt")
 
-            scheduler.step()
-            step += 1
-            record = {k: v / n_micro for k, v in sums.items()}
-            record["loss"] = accelerator.reduce(
-                torch.tensor(record["loss"], device=accelerator.device), "mean"
-            ).item()
-            sums, n_micro = {}, 0
-            check_finite_loss(f"step {step}", loss=record["loss"])  # before any save
-            first = first or record
-            last = record
-            logger.log({"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **record})
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", epoch=epoch)
+    def load_state(ckpt: Path) -> None:
+        if (state_dir / f"{ckpt.name}.pt").exists():
+            method.load_state_dict(torch.load(state_dir / f"{ckpt.name}.pt", weights_only=True))
 
-            if save_every and step % save_every == 0 and step < total:
-                if accelerator.is_main_process:
-                    name = f"step-{step:08d}"
-                    state_dir.mkdir(parents=True, exist_ok=True)
-                    tmp = state_dir / f".{name}.pt.tmp"
-                    torch.save(method.state_dict(), tmp)
-                    tmp.replace(state_dir / f"{name}.pt")
-                    save_checkpoint(ckpt_dir, step, accelerator.unwrap_model(model), optimizer,
-                                    scheduler, meta={"epoch": epoch, "total": total})  # fmt: skip
-                accelerator.wait_for_everyone()
-            if stop_after_steps is not None and step >= stop_after_steps and step < total:
-                bar.close()
-                raise TrainingStopped(step, unit="optimizer steps")
-            if step >= total:
-                break
-        epoch += 1
-    bar.close()
-    ctx.global_step = step
+    def loss_fn(batch: Any, pos: LoopPosition) -> tuple[torch.Tensor, dict[str, float]]:
+        ctx.epoch, ctx.global_step, ctx.micro_step, ctx.sync = (
+            pos.epoch, pos.step, pos.micro_step, pos.sync,
+        )  # fmt: skip
+        return method.loss(ctx, batch)
+
+    settings = LoopSettings(
+        total=total, steps_per_epoch=steps_per_epoch, grad_accum=ga,
+        max_grad_norm=cfg["max_grad_norm"], ckpt_dir=work / "checkpoints",
+        logger=JsonlLogger(work / "train_log.jsonl", enabled=accelerator.is_main_process),
+        save_every=save_every, resume=resume, stop_after_steps=stop_after_steps,
+        progress=progress, desc=f"unlearn {method.name}", on_save=save_state,
+        on_resume=load_state,
+    )  # fmt: skip
+    res = run_loop(model, loader, optimizer, scheduler, accelerator, loss_fn, settings)
+    ctx.global_step = total
     summary = {
         "steps": total,
         "steps_per_epoch": steps_per_epoch,
-        "resumed_from_step": int(ckpt.name.split("-")[-1]) if ckpt is not None else 0,
+        "resumed_from_step": res.resumed_from_step,
         "n_forget": len(bench.forget),
         "n_retain": len(bench.retain) + (len(bench.general_train) if cfg["retain_general"] else 0),
-        "first": first,
-        "last": last,
-        "train_time_s": round(time.perf_counter() - t0, 2),
+        "first": res.first,
+        "last": res.last,
+        "train_time_s": res.train_time_s,
     }
     return model, ctx, summary
 

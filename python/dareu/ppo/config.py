@@ -194,6 +194,18 @@ class PPOConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def empty_score(self, n_owners: int) -> float:
+        """DA of an empty response (it carries no evidence): the uniform prior by default."""
+        return 1.0 / n_owners if self.empty_response_score < 0 else self.empty_response_score
+
+    def apply_attr_temperature(self, attributor: Any) -> None:
+        """--attr-temperature replaces the attributor's calibrated temperature."""
+        if self.attr_temperature <= 0:
+            return
+        if not hasattr(attributor, "temperature"):
+            raise ValueError(f"--attr-temperature: the {attributor.kind} attributor has none")
+        attributor.temperature = self.attr_temperature
+
 
 # The embedded tiny default (a from-scratch ~1M-parameter Llama on 2 CPU cores) changes
 # the optimisation budget only; why each value was chosen is measured in docs/dareu.md.

@@ -440,10 +440,7 @@ def setup(
             "optimizer state is sharded); run without it, or with DDP"
         )
     set_seed(run.seed)
-    if cfg.attr_temperature > 0:
-        if not hasattr(attributor, "temperature"):
-            raise ValueError(f"--attr-temperature: the {attributor.kind} attributor has none")
-        attributor.temperature = cfg.attr_temperature
+    cfg.apply_attr_temperature(attributor)
     policy, tokenizer, frozen_ref = build_policy(model_path, cfg, run)
     if frozen_ref is not None:
         frozen_ref.to(acc.device)
@@ -752,9 +749,7 @@ def score_rollouts(
         ids = [ro.response_ids[i, : text_lens[i]].cpu().numpy() for i in nonempty]
         owners = [forget[ro.query_index[i]].owner for i in nonempty]
         scores[nonempty] = attributor.score_prefixes(ids, owners, ends[nonempty])
-    empty_score = (
-        1.0 / len(attributor.owners) if cfg.empty_response_score < 0 else cfg.empty_response_score
-    )
+    empty_score = cfg.empty_score(len(attributor.owners))
     for i in range(B):
         if text_lens[i] == 0:
             scores[i] = np.where(prefix_ends[i] > 0, empty_score, 0.0)

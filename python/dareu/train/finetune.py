@@ -13,7 +13,6 @@ import dataclasses
 import math
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator, PartialState
-from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from dareu.cache import (
@@ -35,7 +33,7 @@ from dareu.cache import (
 from dareu.data.formatting import check_format, format_prompt
 from dareu.data.schema import Benchmark, DocSample, QASample
 from dareu.data.world import FACTS, background_rows
-from dareu.guards import check_finite_fields, check_finite_loss
+from dareu.guards import check_finite_fields
 from dareu.models.loading import (
     DTYPE_NAMES,
     check_model_path,
@@ -47,16 +45,15 @@ from dareu.models.loading import (
 )
 from dareu.models.saving import save_hf_model
 from dareu.models.tiny import TINY_SIZES, tiny_base_dir
-from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dareu.train.common import (
     JsonlLogger,
-    TrainingStopped,
     is_sharded,
     partial_state,
     set_seed,
     setup_accelerator,
 )
-from dareu.train.data import qa_loader, set_loader_epoch
+from dareu.train.data import qa_loader
+from dareu.train.loop import LoopSettings, run_loop
 from dareu.train.lora import LLAMA_TARGETS, enable_checkpointing, wrap_lora
 from dareu.train.pretrain import PretrainConfig, world_base_dir
 
@@ -276,21 +273,15 @@ def train_loop(
     progress: bool = True,
     desc: str = "finetune",
 ) -> tuple[Any, dict[str, Any]]:
-    """Supervised fine-tuning on answer tokens; returns the prepared model and a summary."""
+    """Supervised fine-tuning on answer tokens (the shared loop, `dareu.train.loop`, with
+    the model's own NLL); returns the prepared model and a summary."""
     set_seed(cfg.seed)
     lr, epochs = cfg.resolved_lr(), cfg.resolved_epochs()
-    loader = qa_loader(
-        samples,
-        tokenizer,
-        check_format(cfg.fmt),
-        max_length=cfg.max_length,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-    )
+    loader = qa_loader(samples, tokenizer, check_format(cfg.fmt), max_length=cfg.max_length,
+                       batch_size=cfg.batch_size, seed=cfg.seed)  # fmt: skip
     params = [p for p in model.parameters() if p.requires_grad]
     torch_optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     model, optimizer, loader = accelerator.prepare(model, torch_optimizer, loader)
-
     if accelerator.gradient_accumulation_steps != cfg.grad_accum:
         raise ValueError(
             f"the Accelerate config sets gradient accumulation to "
@@ -301,85 +292,26 @@ def train_loop(
     total = cfg.max_steps or epochs * steps_per_epoch
     # Stepped by hand once per optimizer step (not prepared: Accelerate would step it
     # once per process). It drives the torch optimizer, which DeepSpeed's wraps and reads.
-    scheduler = get_scheduler(
-        cfg.schedule,
-        torch_optimizer,
-        num_warmup_steps=round(cfg.warmup_ratio * total),
-        num_training_steps=total,
-    )
-
-    step = 0
-    ckpt = latest_checkpoint(ckpt_dir) if resume else None
-    if ckpt is not None:
-        step = load_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, scheduler)
-        accelerator.print(f"resumed from {ckpt} (step {step}/{total})")
-    elif resume:
-        accelerator.print(f"no checkpoint in {ckpt_dir}; starting from step 0")
-    start_epoch, skip = step // steps_per_epoch, (step % steps_per_epoch) * cfg.grad_accum
-
-    bar = tqdm(
-        total=total,
-        initial=step,
-        desc=desc,
-        disable=not (progress and accelerator.is_local_main_process),
-        dynamic_ncols=True,
-    )
-    t0 = time.perf_counter()
-    losses: list[float] = []
-    running, n_micro = torch.zeros((), device=accelerator.device), 0
-    model.train()
-    epoch = start_epoch
-    while step < total:
-        set_loader_epoch(loader, epoch)
-        for i, batch in enumerate(loader):
-            if epoch == start_epoch and i < skip:
-                continue  # trained on before the checkpoint
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()  # a no-op until the last micro-batch of the group
-                optimizer.zero_grad()
-            running += loss.detach()
-            n_micro += 1
-            if not accelerator.sync_gradients:
-                continue
-
-            scheduler.step()
-            step += 1
-            loss_value = accelerator.reduce(running / n_micro, "mean").item()
-            running, n_micro = torch.zeros((), device=accelerator.device), 0
-            check_finite_loss(f"step {step}", loss=loss_value)  # before any save
-            losses.append(loss_value)
-            logger.log(
-                {"step": step, "epoch": epoch, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
-            )
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", epoch=epoch)
-
-            if save_every and step % save_every == 0 and step < total:
-                if accelerator.is_main_process:
-                    meta = {"epoch": epoch, "total": total}
-                    unwrapped = accelerator.unwrap_model(model)
-                    save_checkpoint(ckpt_dir, step, unwrapped, optimizer, scheduler, meta=meta)
-                accelerator.wait_for_everyone()
-            if stop_after_steps is not None and step >= stop_after_steps and step < total:
-                bar.close()
-                raise TrainingStopped(step, latest_checkpoint(ckpt_dir))
-            if step >= total:
-                break
-        epoch += 1
-    bar.close()
+    scheduler = get_scheduler(cfg.schedule, torch_optimizer,
+                              num_warmup_steps=round(cfg.warmup_ratio * total),
+                              num_training_steps=total)  # fmt: skip
+    settings = LoopSettings(
+        total=total, steps_per_epoch=steps_per_epoch, grad_accum=cfg.grad_accum,
+        max_grad_norm=cfg.max_grad_norm, ckpt_dir=ckpt_dir, logger=logger,
+        save_every=save_every, resume=resume, stop_after_steps=stop_after_steps,
+        progress=progress, desc=desc,
+    )  # fmt: skip
+    res = run_loop(model, loader, optimizer, scheduler, accelerator,
+                   lambda batch, _pos: (model(**batch).loss, {}), settings)  # fmt: skip
     summary = {
         "steps": total,
-        "resumed_from_step": int(ckpt.name.split("-")[-1]) if ckpt is not None else 0,
+        "resumed_from_step": res.resumed_from_step,
         "epochs": epochs if cfg.max_steps is None else None,
         "lr": lr,
         "n_samples": len(samples),
-        "first_loss": losses[0] if losses else None,
-        "final_loss": losses[-1] if losses else None,
-        "train_time_s": round(time.perf_counter() - t0, 2),
+        "first_loss": res.losses[0] if res.losses else None,
+        "final_loss": res.losses[-1] if res.losses else None,
+        "train_time_s": res.train_time_s,
     }
     return model, summary
 
