@@ -15,7 +15,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,23 @@ def stage_lock(folder: Path, *, enabled: bool = True) -> Iterator[None]:
         return
     with _lock(lock_file(folder), announce=str(folder)):
         yield
+
+
+def build_once(
+    out: Path, lock_dir: Path, build: Callable[[], Path], *, force: bool, state: Any
+) -> Path:
+    """A cached stage: reuse `out` when it is complete, else `build()` it under the lock of
+    `lock_dir`, looking again once the lock is held (a concurrent run may have built it
+    meanwhile). `state`: the process group (only its main process takes the lock)."""
+    if is_complete(out) and not force:
+        state.print(f"cached: {out}")
+        return out
+    with stage_lock(lock_dir, enabled=state.is_main_process):
+        state.wait_for_everyone()
+        if is_complete(out) and not force:
+            state.print(f"cached: {out}")
+            return out
+        return build()
 
 
 def check_output_dir(path: str | Path, flag: str) -> Path:

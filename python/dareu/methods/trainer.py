@@ -29,10 +29,9 @@ from transformers import get_scheduler
 from dareu.cache import (
     atomic_dir,
     atomic_write_json,
+    build_once,
     content_hash,
-    is_complete,
     output_root,
-    stage_lock,
 )
 from dareu.data.formatting import PROMPT_FORMATS, check_format, collate_train, encode_qa
 from dareu.data.schema import Benchmark, QASample
@@ -335,7 +334,7 @@ def train(
     progress: bool = True,
 ) -> tuple[Any, TrainContext, dict[str, Any]]:
     """Run `method` on `model`; returns the prepared model, the context and a summary."""
-    from dareu.train.common import JsonlLogger, set_seed
+    from dareu.train.common import JsonlLogger, frozen_copy, set_seed
     from dareu.train.loop import LoopPosition, LoopSettings, run_loop
     from dareu.train.lora import is_peft
 
@@ -346,10 +345,9 @@ def train(
     frozen = None
     if method.wants_reference() and not is_peft(model):
         refuse_frozen_copy_under_zero3(accelerator, f"{method.name} without LoRA")
-        frozen = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
-        if accelerator.mixed_precision in ("bf16", "fp16"):  # it only runs forward passes
-            frozen = frozen.to(torch.bfloat16 if accelerator.mixed_precision == "bf16"
-                               else torch.float16)  # fmt: skip
+        # it only runs forward passes: in the compute dtype under mixed precision
+        half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision)
+        frozen = frozen_copy(model, accelerator.device, half)
 
     params = [p for p in model.parameters() if p.requires_grad]
     torch_optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
@@ -483,21 +481,17 @@ def run_method(
     model_path = original_model_path(cfg, benchmark)
     key = run_key(cfg, benchmark, model_path, root)
     out = Path(out) if out is not None else root / "unlearn" / f"{method.name}-{key}"
-    if is_complete(out) and not force:
-        state.print(f"cached: {out}")
-        return out
     # One run per work folder at a time: a second run of the same method waits, then finds
     # the output (without the lock both appended to, and deleted, one work folder).
-    with stage_lock(root / "work" / f"unlearn-{method.name}-{key}", enabled=state.is_main_process):
-        state.wait_for_everyone()
-        if is_complete(out) and not force:
-            state.print(f"cached: {out}")
-            return out
-        return _run_locked(
+    return build_once(
+        out, root / "work" / f"unlearn-{method.name}-{key}",
+        lambda: _run_locked(
             method, cfg, benchmark, model_path, key, out, root, state,
             resume=resume, save_every=save_every, stop_after_steps=stop_after_steps,
             progress=progress, accelerator=accelerator,
-        )  # fmt: skip
+        ),
+        force=force, state=state,
+    )  # fmt: skip
 
 
 def _run_locked(

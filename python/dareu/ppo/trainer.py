@@ -15,7 +15,6 @@ counts, so N processes reproduce one process (see docs/dareu.md).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -67,6 +66,7 @@ from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_chec
 from dareu.train.common import (
     JsonlLogger,
     TrainingStopped,
+    frozen_copy,
     is_sharded,
     refuse_frozen_copy_under_zero3,
     set_seed,
@@ -248,7 +248,7 @@ def build_policy(
     else:
         # Full-parameter training changes the weights the reference is made of, so the
         # original has to be a second, frozen copy (documented memory cost: 2x weights).
-        reference = copy.deepcopy(lm).eval().requires_grad_(False)
+        reference = frozen_copy(lm)
         lm.requires_grad_(True)
         if cfg.gradient_checkpointing:
             enable_checkpointing(lm)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -25,6 +26,17 @@ class TrainingStopped(RuntimeError):
         where = f"; latest checkpoint: {checkpoint}" if checkpoint is not None else ""
         super().__init__(f"stopped after {step} {unit} as asked{where}; re-run with --resume")
         self.step, self.checkpoint = step, checkpoint
+
+
+def frozen_copy(
+    model: torch.nn.Module, device: Any = None, dtype: torch.dtype | None = None
+) -> torch.nn.Module:
+    """A frozen copy of `model`: the original that full-parameter training compares
+    against (its weights change under training; documented cost: 2x weights)."""
+    ref = copy.deepcopy(model).eval().requires_grad_(False)
+    if device is not None:
+        ref = ref.to(device)
+    return ref.to(dtype) if dtype is not None else ref
 
 
 def set_seed(seed: int) -> None:

@@ -25,10 +25,9 @@ from transformers import get_scheduler
 from dareu.cache import (
     atomic_dir,
     atomic_write_json,
+    build_once,
     content_hash,
-    is_complete,
     output_root,
-    stage_lock,
 )
 from dareu.data.formatting import check_format, format_prompt
 from dareu.data.schema import Benchmark, DocSample, QASample
@@ -360,21 +359,17 @@ def finetune(
     base_dir = resolve_base(benchmark, cfg, root, state, progress)
     key = run_key(benchmark, which, cfg, base_dir, root)
     out = root / "models" / f"{which}-{key}"
-    if is_complete(out) and not force:
-        state.print(f"cached: {out}")
-        return out
     # One run per work folder at a time: a second run of the same fine-tune waits, then
     # finds the model (without the lock it deleted the first run's work folder under it).
-    with stage_lock(root / "work" / f"{which}-{key}", enabled=state.is_main_process):
-        state.wait_for_everyone()
-        if is_complete(out) and not force:
-            state.print(f"cached: {out}")
-            return out
-        return _finetune_locked(
+    return build_once(
+        out, root / "work" / f"{which}-{key}",
+        lambda: _finetune_locked(
             benchmark, which, cfg, samples, loop_epochs, base_dir, key, out, root,
             force=force, resume=resume, save_every=save_every,
             stop_after_steps=stop_after_steps, progress=progress, accelerator=accelerator,
-        )  # fmt: skip
+        ),
+        force=force, state=state,
+    )  # fmt: skip
 
 
 def _finetune_locked(
