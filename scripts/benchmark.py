@@ -155,9 +155,10 @@ def plan(a: argparse.Namespace) -> dict[str, Any]:
     from dareu.data.formatting import check_format
     from dareu.methods import METHOD_NAMES, UnlearnConfig
     from dareu.models.loading import check_model_path
+    from dareu.unlearners import UNLEARNERS
 
     methods = list(DEFAULT_METHODS) if a.methods == "all" else split_list(a.methods)
-    known = {"original", "dareu", *METHOD_NAMES}
+    known = {"original", *UNLEARNERS, *METHOD_NAMES}
     bad = [m for m in methods if m.lower() not in known]
     if not methods or bad:
         raise ValueError(f"--methods: unknown {bad}; choose from {', '.join(sorted(known))}")
@@ -235,13 +236,14 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
     from dareu.pipeline import JobConfig, run_job
     from dareu.ppo.config import paper_config, tiny_config
+    from dareu.unlearners import UNLEARNERS
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     method = spec["method"]
     job = JobConfig(
-        method="dareu" if method in ("dareu", "original") else method,
+        method="dareu" if method == "original" else method,
         benchmark=spec["benchmark"],
         forget=spec["forget"],
         tofu_dir=spec["tofu_dir"],
@@ -265,7 +267,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         # The original model's row: read from any finished run of this request.
         return {"from": spec["original_from"]}
     baseline = None
-    if method != "dareu":
+    if method not in UNLEARNERS:  # a loss on the shared trainer: spell out its settings
         baseline = resolved_baseline(spec)
         ppo = tiny_config() if tiny else paper_config()
     else:
@@ -282,7 +284,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         peak = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
         kind = "process_max_rss"
     return {
-        "metrics": row["unlearned"] if "unlearned" in row else row["dareu"],
+        "metrics": row["unlearned"],
         "original": row["original"],
         "retain": row["retain"],
         "train_s": summary["train_s"],

@@ -356,6 +356,13 @@ def aggregate(run_dirs: Sequence[Path]) -> str:
     if len(names) > 1:
         raise ValueError(f"the runs use different methods ({names}); aggregate one at a time")
     md = [f"{names[0]} over {len(sums)} runs (seeds {seeds}); mean ± sd (ddof=1)\n"]
+    setups = {(s["job"].get("model"), s["job"].get("benchmark")) for s in sums}
+    if len(setups) > 1:  # averaging different models or data is rarely what was meant
+        warning = (
+            f"WARNING: these runs use different models or benchmarks: {sorted(map(str, setups))}"
+        )
+        print(warning, file=sys.stderr)
+        md.append(f"**{warning}**\n")
     md.append(f"| metric | original | retain | {names[0]} |")
     md.append("|---|---|---|---|")
     for key, label in ROWS:
