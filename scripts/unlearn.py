@@ -103,6 +103,13 @@ def add_shared(p: argparse.ArgumentParser) -> None:
         default=None,
         help="fine-tuning steps of the audit's relearning attack (default 20)",
     )
+    add(
+        "--audit-relearn-lr",
+        type=float,
+        default=None,
+        help="lr of the audit's relearning attack (default: the profile's unlearning lr, "
+        "1e-3 tiny, 1e-5 paper)",
+    )
     add("--no-progress", dest="progress", action="store_false", default=None,
         help="no progress bars")  # fmt: skip
     add(

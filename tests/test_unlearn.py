@@ -47,6 +47,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["--format", "alpaca"], "alpaca"),
         (["--dtype", "int3"], "--dtype"),
         (["--hparam", "beta", "--method", "npo"], "KEY=VALUE"),
+        (["--audit-relearn-lr", "0"], "--audit-relearn-lr"),
+        (["--audit-relearn-lr", "nan"], "--audit-relearn-lr"),
+        (["--audit-relearn-steps", "0"], "--audit-relearn-steps"),
     ],
 )
 def test_bad_configuration_exits_2_before_compute(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -78,6 +79,7 @@ class JobConfig:
     # The forgetting audit (relearn, quantize, in-context) on every evaluated model.
     audit: bool = True
     audit_relearn_steps: int = 20
+    audit_relearn_lr: float | None = None  # None: the profile's unlearning lr
 
     @property
     def resolved_profile(self) -> str:
@@ -90,7 +92,8 @@ class JobConfig:
         from dareu.methods.defaults import PAPER, TINY
 
         train = TINY if self.resolved_profile == "tiny" else PAPER
-        return AuditConfig(relearn_steps=self.audit_relearn_steps, relearn_lr=train.lr,
+        lr = self.audit_relearn_lr if self.audit_relearn_lr is not None else train.lr
+        return AuditConfig(relearn_steps=self.audit_relearn_steps, relearn_lr=lr,
                            relearn_batch_size=train.batch_size, seed=self.seed)  # fmt: skip
 
     def validate(self) -> None:
@@ -124,6 +127,10 @@ class JobConfig:
             raise ValueError("--eval-max-samples: must be >= 1")
         if self.profile not in (None, "tiny", "paper"):
             raise ValueError(f"--profile: must be 'tiny' or 'paper', got {self.profile!r}")
+        if self.audit_relearn_lr is not None and not (
+            math.isfinite(self.audit_relearn_lr) and self.audit_relearn_lr > 0
+        ):
+            raise ValueError(f"--audit-relearn-lr: must be > 0, got {self.audit_relearn_lr}")
         if self.audit_relearn_steps < 1:
             raise ValueError(f"--audit-relearn-steps: must be >= 1, got {self.audit_relearn_steps}")
         if self.pretrain_people is not None and self.pretrain_people < 1:
