@@ -67,6 +67,11 @@ AUDIT_COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("4-bit %", "audit_quant4_leak", 100.0),
     ("in-context k=2 %", "audit_incontext_leak_k2", 100.0),
     ("in-context k=4 %", "audit_incontext_leak_k4", 100.0),
+    # Gains: after the attack minus the same questions asked of the unattacked model.
+    ("relearn gain", "gain:audit_relearn_leak:audit_relearn_before_leak", 100.0),
+    ("relearn all gain", "gain:audit_relearn_all_leak:audit_relearn_all_before_leak", 100.0),
+    ("4-bit gain", "gain:audit_quant4_leak:audit_incontext_leak_k0", 100.0),
+    ("in-context k=2 gain", "gain:audit_incontext_leak_k2:audit_incontext_leak_k0", 100.0),
     ("audit s", "audit_seconds", 1.0),
 )
 RESULT_FILE = "result.json"
@@ -336,7 +341,29 @@ def load_results(root: Path) -> list[dict[str, Any]]:
 
 
 def value(r: dict[str, Any], key: str) -> Any:
+    """A summary value of a run; "gain:A:B" is A - B (None when either is missing)."""
+    if key.startswith("gain:"):
+        after, before = (value(r, k) for k in key.split(":")[1:])
+        return None if after is None or before is None else after - before
     return r.get(key) if key in ("train_s", "wall_s", "peak_memory_mb") else r["metrics"].get(key)
+
+
+def relearn_curves(rows: list[dict[str, Any]], methods: list[str]) -> str:
+    """Mean leak (%) over seeds at each step of relearning on all of D_F (paper Fig. 7)."""
+    order = [m for m in methods if any(r["method"] == m for r in rows)]
+    curves = {m: [r["metrics"]["audit_relearn_curve"] for r in rows
+                  if r["method"] == m and r["metrics"].get("audit_relearn_curve")]
+              for m in order}  # fmt: skip
+    curves = {m: c for m, c in curves.items() if c}
+    if not curves:
+        return ""
+    steps = [p["step"] for p in next(iter(curves.values()))[0]]
+    lines = ["| method | " + " | ".join(f"step {x}" for x in steps) + " |",
+             "|" + "---|" * (len(steps) + 1)]  # fmt: skip
+    for m, cs in curves.items():
+        means = [100 * sum(c[i]["leak"] or 0 for c in cs) / len(cs) for i in range(len(steps))]
+        lines.append(f"| {m} | " + " | ".join(f"{v:.0f}" for v in means) + " |")
+    return "\n".join(["Leak (%) while relearning on all of D_F (mean over seeds):", "", *lines, ""])
 
 
 def table(
@@ -486,9 +513,10 @@ def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
                 "20 steps on half of the forget facts, asked on the other half; relearn all D_F = "
                 "the paper's Fig. 7 variant; 8/4-bit = round-to-nearest, group 128; in-context = "
                 "k of the owner's other facts in the prompt. 'retrain' is the floor, 'original' "
-                "the ceiling.",
+                "the ceiling; gains are measured from the same questions unattacked.",
                 "",
                 audit_md,
+                relearn_curves(rows, methods),
             ]
             if audited
             else []

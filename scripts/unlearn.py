@@ -107,8 +107,8 @@ def add_shared(p: argparse.ArgumentParser) -> None:
         "--audit-relearn-lr",
         type=float,
         default=None,
-        help="lr of the audit's relearning attack (default: the profile's unlearning lr, "
-        "1e-3 tiny, 1e-5 paper)",
+        help="lr of the audit's relearning attack (default: the unlearning lr, 1e-5, on the "
+        "paper profile; 1e-4, a tenth of it, on the tiny one)",
     )
     add("--no-progress", dest="progress", action="store_false", default=None,
         help="no progress bars")  # fmt: skip

@@ -102,7 +102,7 @@ def test_profile_flag_reaches_every_method(
     Baseline(job, script.paper_config(), {"hparams": {}, "train": {}}).train_round(bench, rnd)
     assert seen["profile"] == "paper"
     tiny, _ = script.build_configs(script.parse(["--method", method]))
-    assert tiny.resolved_profile == "tiny" and tiny.audit_config().relearn_lr == 1e-3
+    assert tiny.resolved_profile == "tiny" and tiny.audit_config().relearn_lr == pytest.approx(1e-4)
     assert script.build_configs(script.parse(["--no-audit"]))[0].audit_config() is None
 
 
