@@ -348,6 +348,40 @@ def value(r: dict[str, Any], key: str) -> Any:
     return r.get(key) if key in ("train_s", "wall_s", "peak_memory_mb") else r["metrics"].get(key)
 
 
+DIRECTION_KEYS = ("audit_relearn_leak", "audit_relearn_heldout_leak", "audit_relearn_all_leak",
+                  "audit_incontext_leak_k2", "audit_incontext_leak_k4")  # fmt: skip
+
+
+def direction_check(rows: list[dict[str, Any]], near_zero: float = 0.05) -> tuple[str, bool]:
+    """Per seed: is every attack's leak on the original >= on the retain model, and does
+    the retain model's in-context leak stay near 0? (If not, the in-context probe reads
+    the context, not the weights.) Returns (markdown, all passed)."""
+    orig = {r["seed"]: r["metrics"] for r in rows if r["method"] == "original"}
+    ret = {r["seed"]: r["metrics"] for r in rows if r["method"] == "retrain"}
+    lines, ok_all = ["| seed | " + " | ".join(k[6:] for k in DIRECTION_KEYS)
+                     + " | retain in-context max | passed |", "|" + "---|" * 8], True  # fmt: skip
+    for seed in sorted(set(orig) & set(ret)):
+        o, t = orig[seed], ret[seed]
+        cells, ok = [], True
+        for k in DIRECTION_KEYS:
+            if o.get(k) is None or t.get(k) is None:
+                cells.append("–")
+                continue
+            ok &= o[k] >= t[k]
+            cells.append(f"{o[k]:.2f} vs {t[k]:.2f}")
+        ctx = max((t.get(k) or 0.0) for k in DIRECTION_KEYS[3:])
+        ok &= ctx <= near_zero
+        ok_all &= ok
+        lines.append(
+            f"| {seed} | " + " | ".join(cells) + f" | {ctx:.2f} | {'yes' if ok else 'NO'} |"
+        )
+    if len(lines) == 2:
+        return "", True
+    head = ["Direction check (original vs retain model, per seed; the retain model's in-context "
+            f"leak must stay <= {near_zero}):", ""]  # fmt: skip
+    return "\n".join([*head, *lines, ""]), ok_all
+
+
 def relearn_curves(rows: list[dict[str, Any]], methods: list[str]) -> str:
     """Mean leak (%) over seeds at each step of relearning on all of D_F (paper Fig. 7)."""
     order = [m for m in methods if any(r["method"] == m for r in rows)]
@@ -517,6 +551,7 @@ def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
                 "",
                 audit_md,
                 relearn_curves(rows, methods),
+                direction_check(rows)[0],
             ]
             if audited
             else []

@@ -120,3 +120,23 @@ def test_table_is_mean_sd_over_seeds_and_plot_is_written(bm: Any, tmp_path: Path
     assert (tmp_path / "forget_vs_utility.png").stat().st_size > 1000
     data = json.loads((tmp_path / "results.json").read_text())
     assert {e["method"] for e in data["aggregate"]} == {"ga", "npo"}
+
+
+def test_direction_check_and_audit_gains(bm: Any) -> None:
+    """The audit's direction check fails when the retain model leaks in context (the probe
+    would read the context) or out-relearns the original; gains are after - before."""
+
+    def row(method: str, seed: int, **m: float) -> dict[str, Any]:
+        return {"method": method, "seed": seed, "metrics": m}
+
+    keys = dict.fromkeys(bm.DIRECTION_KEYS, 0.0)
+    good = [row("original", 0, **{**keys, "audit_relearn_leak": 0.4}), row("retrain", 0, **keys)]
+    md, ok = bm.direction_check(good)
+    assert ok and "| 0 | 0.40 vs 0.00" in md
+    leaky = [good[0], row("retrain", 0, **{**keys, "audit_incontext_leak_k2": 0.3})]
+    assert bm.direction_check(leaky)[1] is False
+    stronger = [good[0], row("retrain", 0, **{**keys, "audit_relearn_all_leak": 0.5})]
+    assert bm.direction_check(stronger)[1] is False
+    r = row("npo", 0, audit_relearn_leak=0.5, audit_relearn_before_leak=0.1)
+    assert bm.value(r, "gain:audit_relearn_leak:audit_relearn_before_leak") == pytest.approx(0.4)
+    assert bm.value(row("npo", 0), "gain:audit_relearn_leak:audit_relearn_before_leak") is None

@@ -211,6 +211,12 @@ def test_main_job_end_to_end_and_cached(tmp_path: Path) -> None:
                         "audit_quant4_leak", "audit_incontext_leak_k2"):  # fmt: skip
                 assert 0.0 <= row[who][key] <= 1.0, (who, key)
             assert row[who]["audit_incontext_leak_k4"] is None
+        # Direction: the original recovers at least what the retain model does, and the
+        # retain model, which never saw the forget owners, does not leak from the context.
+        o, t = row["original"], row["retain"]
+        for key in ("audit_relearn_leak", "audit_relearn_all_leak", "audit_incontext_leak_k2"):
+            assert o[key] >= t[key], key
+        assert t["audit_incontext_leak_k2"] <= 0.05
     assert "Forgetting audit" in (out / "report.md").read_text()
     assert (out / "report.md").is_file() and (out / "curves.png").is_file()
     log = [json.loads(x) for x in (out / "round-0" / "log.jsonl").read_text().splitlines()]
