@@ -33,7 +33,7 @@ impl<'a> Offsets<'a> {
             .and_then(|n| n.checked_mul(2))
         {
             Some(n) if n == self.data.len() => Ok(()),
-            _ => Err(RewardError::new(
+            _ => Err(RewardError::shape(
                 arg,
                 format!(
                     "has {} elements but its shape is [{}, {}, 2]",
@@ -57,13 +57,13 @@ fn checked_ends(arg: &'static str, row: usize, pairs: &[i64]) -> Result<Vec<i64>
     for (j, p) in pairs.chunks_exact(2).enumerate() {
         let (s, e) = (p[0], p[1]);
         if s < 0 || s > e {
-            return Err(RewardError::new(
+            return Err(RewardError::out_of_range(
                 arg,
                 format!("row {row}, token {j} has offsets ({s}, {e}); need 0 <= start <= end"),
             ));
         }
         if e < prev {
-            return Err(RewardError::new(
+            return Err(RewardError::out_of_range(
                 arg,
                 format!(
                     "row {row}, token {j} ends at {e} before the previous token's end {prev}; \
@@ -101,7 +101,7 @@ fn align_row(
 }
 
 fn prefix_end_error(row: usize, j: usize, e: i64, n_policy: usize) -> RewardError {
-    RewardError::new(
+    RewardError::out_of_range(
         "prefix_ends",
         format!("row {row}, entry {j} = {e} is outside [0, {n_policy}] (the policy token count)"),
     )
@@ -158,7 +158,7 @@ fn check_row_lengths(
     width: usize,
 ) -> Result<Vec<usize>> {
     if lengths.len() != rows {
-        return Err(RewardError::new(
+        return Err(RewardError::shape(
             arg,
             format!(
                 "has {} entries but the batch has {rows} rows",
@@ -171,7 +171,7 @@ fn check_row_lengths(
         .enumerate()
         .map(|(i, &l)| match usize::try_from(l) {
             Ok(n) if n <= width => Ok(n),
-            _ => Err(RewardError::new(
+            _ => Err(RewardError::out_of_range(
                 arg,
                 format!("{arg}[{i}] = {l} is outside [0, {width}]"),
             )),
@@ -193,7 +193,7 @@ pub fn align_prefix_ends_batch(
     prefix_ends.check("prefix_ends")?;
     let b = policy_offsets.rows;
     if attribution_offsets.rows != b || prefix_ends.rows != b {
-        return Err(RewardError::new(
+        return Err(RewardError::shape(
             if attribution_offsets.rows != b {
                 "attribution_offsets"
             } else {

@@ -1,23 +1,61 @@
-//! One error type for every bad input, naming the offending argument.
+//! One error type for every bad input, naming the offending argument, with a kind a
+//! caller can match on.
 
 use std::fmt;
+
+/// What is wrong with a rejected input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Shapes or row counts that do not fit together.
+    Shape,
+    /// A value outside its domain: a length beyond T, k = 0, a score outside [0, 1], ...
+    OutOfRange,
+    /// NaN or infinity in an input, or an output that overflowed float32.
+    NonFinite,
+    /// An array beyond the sizes the core accepts or can allocate.
+    TooLarge,
+}
 
 /// A rejected input: `arg` is the argument's name as the caller spells it
 /// (`"scores"`, `"lengths"`, `"k"`, ...), `msg` says what is wrong with it.
 ///
-/// The Python binding turns this into `ValueError("{arg}: {msg}")`.
+/// The Python binding turns every kind into `ValueError("{arg}: {msg}")`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RewardError {
+    pub kind: ErrorKind,
     pub arg: &'static str,
     pub msg: String,
 }
 
 impl RewardError {
-    pub fn new(arg: &'static str, msg: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, arg: &'static str, msg: impl Into<String>) -> Self {
         Self {
+            kind,
             arg,
             msg: msg.into(),
         }
+    }
+
+    /// Shapes or row counts that do not fit together.
+    pub fn shape(arg: &'static str, msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Shape, arg, msg)
+    }
+
+    /// A value outside its domain.
+    pub fn out_of_range(arg: &'static str, msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::OutOfRange, arg, msg)
+    }
+
+    /// NaN or infinity in an input, or an overflowing output.
+    pub fn non_finite(arg: &'static str, msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NonFinite, arg, msg)
+    }
+
+    /// An array too large for the core.
+    pub fn too_large(arg: &'static str, msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooLarge, arg, msg)
     }
 }
 

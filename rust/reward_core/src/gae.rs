@@ -53,7 +53,7 @@ impl WhitenParams {
         if self.eps.is_finite() && self.eps > 0.0 {
             Ok(())
         } else {
-            Err(crate::RewardError::new(
+            Err(crate::RewardError::out_of_range(
                 "whiten_eps",
                 format!("must be a finite number > 0, got {}", num(self.eps)),
             ))

@@ -57,7 +57,7 @@ mod schedule;
 mod python;
 
 pub use align::{align_prefix_ends, align_prefix_ends_batch, Offsets};
-pub use error::{Result, RewardError};
+pub use error::{ErrorKind, Result, RewardError};
 pub use gae::{gae, whiten, GaeParams, WhitenParams};
 pub use pipeline::{ppo_advantages, PpoOutput, PpoParams};
 pub use reward::{assemble_rewards, chi, chi_slice, RewardParams};
@@ -95,7 +95,7 @@ pub(crate) fn checked_size(arg: &'static str, dims: &[usize]) -> Result<usize> {
         .filter(|&n| n <= MAX_ELEMENTS);
     match nonzero {
         Some(n) => Ok(if dims.contains(&0) { 0 } else { n }),
-        None => Err(RewardError::new(
+        None => Err(RewardError::too_large(
             arg,
             format!("is too large: an array of shape {dims:?} exceeds {MAX_ELEMENTS} elements"),
         )),
@@ -114,7 +114,7 @@ pub(crate) fn filled<T: Clone>(
     let n = checked_size(arg, &[rows, cols])?;
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| {
-        RewardError::new(
+        RewardError::too_large(
             arg,
             format!("is too large: an array of shape [{rows}, {cols}] does not fit in memory"),
         )
@@ -153,7 +153,7 @@ impl<'a, T> Mat<'a, T> {
     fn check(&self, arg: &'static str) -> Result<()> {
         match self.rows.checked_mul(self.cols) {
             Some(n) if n == self.data.len() => Ok(()),
-            _ => Err(RewardError::new(
+            _ => Err(RewardError::shape(
                 arg,
                 format!(
                     "has {} elements but its shape is [{}, {}]",
@@ -178,7 +178,7 @@ fn check_lengths(lengths: &[i64], t: usize) -> Result<Vec<usize>> {
         .enumerate()
         .map(|(i, &l)| {
             if l < 0 || l as u64 > t as u64 {
-                Err(RewardError::new(
+                Err(RewardError::out_of_range(
                     "lengths",
                     format!("lengths[{i}] = {l} is outside [0, T={t}]"),
                 ))
@@ -197,7 +197,7 @@ fn check_batch_lengths(
     t: usize,
 ) -> Result<Vec<usize>> {
     if lengths.len() != rows {
-        return Err(RewardError::new(
+        return Err(RewardError::shape(
             "lengths",
             format!("has {} entries but {of} has {rows} rows", lengths.len()),
         ));
@@ -209,7 +209,7 @@ fn check_batch_lengths(
 fn check_valid_finite(arg: &'static str, m: &Mat<'_, f32>, lens: &[usize], t: usize) -> Result<()> {
     m.check(arg)?;
     if m.rows != lens.len() || m.cols != t {
-        return Err(RewardError::new(
+        return Err(RewardError::shape(
             arg,
             format!(
                 "has shape [{}, {}] but the batch is [B={}, T={}]",
@@ -227,7 +227,7 @@ fn check_valid_finite(arg: &'static str, m: &Mat<'_, f32>, lens: &[usize], t: us
             continue;
         }
         if let Some(j) = valid.iter().position(|x| !x.is_finite()) {
-            return Err(RewardError::new(
+            return Err(RewardError::non_finite(
                 arg,
                 format!("{arg}[{i}, {j}] = {} is not finite", m.row(i)[j]),
             ));
@@ -247,7 +247,7 @@ fn check_param(arg: &'static str, x: f64, lo: f64, hi: f64) -> Result<()> {
         } else {
             format!("in [{}, {}]", num(lo), num(hi))
         };
-        Err(RewardError::new(
+        Err(RewardError::out_of_range(
             arg,
             format!("must be a finite number {range}, got {}", num(x)),
         ))
@@ -273,7 +273,7 @@ fn check_outputs(
         recheck()?;
         let j = out.iter().position(|x| !x.is_finite()).unwrap_or(0);
         let (row, col) = (j / t.max(1), j % t.max(1));
-        return Err(RewardError::new(
+        return Err(RewardError::non_finite(
             arg,
             format!(
                 "{arg}[{row}, {col}] = {} is not finite, though every input was finite when \
@@ -304,10 +304,18 @@ mod tests {
     }
 
     #[test]
+    fn errors_carry_a_kind_a_caller_can_match() {
+        let e = checked_size("x", &[1 << 62, 1 << 62]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge);
+        let lens = check_lengths(&[5], 3).unwrap_err();
+        assert_eq!((lens.kind, lens.arg), (ErrorKind::OutOfRange, "lengths"));
+    }
+
+    #[test]
     fn output_check_names_a_changed_input_first() {
         let out = [0.0f32, f32::NAN];
         let changed = || {
-            Err(RewardError::new(
+            Err(RewardError::non_finite(
                 "values",
                 "values[0, 1] = NaN is not finite",
             ))

@@ -31,13 +31,13 @@ impl Default for RewardParams {
 impl RewardParams {
     pub fn validate(&self) -> Result<()> {
         if !(self.c_seg.is_finite() && self.c_seg > 0.0) {
-            return Err(RewardError::new(
+            return Err(RewardError::out_of_range(
                 "c_seg",
                 format!("must be a finite number > 0, got {}", num(self.c_seg)),
             ));
         }
         if !(self.eps > 0.0 && self.eps < 0.5) {
-            return Err(RewardError::new(
+            return Err(RewardError::out_of_range(
                 "eps",
                 format!("must be in (0, 0.5), got {}", num(self.eps)),
             ));
@@ -60,7 +60,7 @@ fn check_prob(arg: &'static str, i: usize, j: usize, x: f32) -> Result<()> {
     if (0.0..=1.0).contains(&x) {
         Ok(())
     } else {
-        Err(RewardError::new(
+        Err(RewardError::out_of_range(
             arg,
             format!(
                 "{arg}[{i}, {j}] = {} is not a probability in [0, 1]",
@@ -83,7 +83,7 @@ pub fn chi_slice(scores: &[f32], c_seg: f64, eps: f64) -> Result<Vec<f32>> {
     // changed by another thread meanwhile cannot skip the check.
     for (j, (o, &x)) in out.iter_mut().zip(scores).enumerate() {
         if !(0.0..=1.0).contains(&x) {
-            return Err(RewardError::new(
+            return Err(RewardError::out_of_range(
                 "scores",
                 format!(
                     "element {j} = {} is not a probability in [0, 1]",
@@ -101,7 +101,7 @@ pub fn chi_slice(scores: &[f32], c_seg: f64, eps: f64) -> Result<Vec<f32>> {
 pub(crate) fn check_scores(scores: &Mat<'_, f32>, lens: &[usize], spec: SegmentSpec) -> Result<()> {
     scores.check("scores")?;
     if scores.rows != lens.len() {
-        return Err(RewardError::new(
+        return Err(RewardError::shape(
             "scores",
             format!("has {} rows but the batch has {}", scores.rows, lens.len()),
         ));
@@ -109,7 +109,7 @@ pub(crate) fn check_scores(scores: &Mat<'_, f32>, lens: &[usize], spec: SegmentS
     for (i, &len) in lens.iter().enumerate() {
         let n = spec.n_segments(len);
         if n > scores.cols {
-            return Err(RewardError::new(
+            return Err(RewardError::shape(
                 "scores",
                 format!(
                     "has K={} columns but row {i} (length {len}) has {n} segments",

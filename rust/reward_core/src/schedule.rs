@@ -28,8 +28,11 @@ impl SegmentSpec {
     /// Reject k = 0 or kappa = 0.
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Self::Slices(0) => Err(RewardError::new("k", "must be a positive integer, got 0")),
-            Self::TokensPerSegment(0) => Err(RewardError::new(
+            Self::Slices(0) => Err(RewardError::out_of_range(
+                "k",
+                "must be a positive integer, got 0",
+            )),
+            Self::TokensPerSegment(0) => Err(RewardError::out_of_range(
                 "kappa",
                 "must be a positive integer, got 0",
             )),
@@ -93,7 +96,7 @@ pub fn segment_schedule(lengths: &[i64], t: usize, spec: SegmentSpec) -> Result<
     // bound it before any arithmetic. Without this, `[0, 2^60]` int64 reached numpy,
     // which refuses it (2^63 bytes) and returns NULL, and the binding then crashed.
     if t > MAX_LEN {
-        return Err(RewardError::new(
+        return Err(RewardError::too_large(
             "max_len",
             format!("is too large: at most {MAX_LEN} (2^32 - 1), got {t}"),
         ));
