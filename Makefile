@@ -13,8 +13,9 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 # Editable install: maturin compiles rust/reward_core into python/dareu/_reward_core*.so.
+# The development install also builds the test-only hooks (feature test-hooks); wheels never do.
 $(STAMP): $(BIN)/python pyproject.toml Cargo.toml rust/reward_core/Cargo.toml $(shell find rust -name '*.rs' 2>/dev/null)
-	$(BIN)/pip install -e ".[dev,deepspeed]"
+	MATURIN_PEP517_ARGS="--features test-hooks" $(BIN)/pip install -e ".[dev,deepspeed]"
 	@touch $(STAMP)
 
 install: $(STAMP)

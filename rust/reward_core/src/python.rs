@@ -472,12 +472,14 @@ fn align_prefix_ends_batch<'py>(
 
 /// Test hook: address of the buffer the core would read for a float input, so tests
 /// can check that C-contiguous float32 arrays are not copied.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 fn _input_address(x: &Bound<'_, PyAny>) -> PyResult<usize> {
     guarded(|| Ok(floats("x", x, None)?.slice().as_ptr() as usize))
 }
 
 /// Test hook: panic inside the guarded, GIL-free path; must surface as RuntimeError.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
     guarded(|| {
@@ -489,6 +491,7 @@ fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
 
 /// Test hook: sleep `seconds` inside the same GIL-free path as the real work, so a
 /// test can see other Python threads run meanwhile.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 fn _sleep_without_gil(py: Python<'_>, seconds: f64) -> PyResult<()> {
     let d = std::time::Duration::try_from_secs_f64(seconds)
@@ -512,8 +515,11 @@ fn reward_core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ppo_advantages, m)?)?;
     m.add_function(wrap_pyfunction!(align_prefix_ends, m)?)?;
     m.add_function(wrap_pyfunction!(align_prefix_ends_batch, m)?)?;
+    #[cfg(feature = "test-hooks")]
     m.add_function(wrap_pyfunction!(_input_address, m)?)?;
+    #[cfg(feature = "test-hooks")]
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    #[cfg(feature = "test-hooks")]
     m.add_function(wrap_pyfunction!(_sleep_without_gil, m)?)?;
     m.add("C_SEG", C_SEG)?;
     m.add("K_SLICES", K_SLICES)?;
