@@ -68,19 +68,12 @@ class DareU:
         self.ppo.validate()
 
     def start(self, out: Path) -> None:
-        from accelerate import Accelerator
-
-        from dareu.models.loading import resolve_dtype
-        from dareu.train.common import MIXED_PRECISION, default_cpu
+        from dareu.train.common import setup_accelerator
 
         kwargs: dict[str, Any] = {}
         if self.job.report_to == "tensorboard":
             kwargs = {"log_with": "tensorboard", "project_dir": str(out / "tensorboard")}
-        self.accelerator = Accelerator(
-            mixed_precision=MIXED_PRECISION[resolve_dtype(self.job.dtype)],
-            cpu=default_cpu(),
-            **kwargs,
-        )
+        self.accelerator = setup_accelerator(self.job.dtype, **kwargs)
         if self.job.report_to != "none":
             flat = {**dataclasses.asdict(self.job), **self.ppo.to_dict()}
             self.accelerator.init_trackers(

@@ -59,7 +59,11 @@ def partial_state() -> PartialState:
 
 
 def setup_accelerator(
-    dtype: str = "auto", *, gradient_accumulation_steps: int = 1, cpu: bool | None = None
+    dtype: str = "auto",
+    *,
+    gradient_accumulation_steps: int = 1,
+    cpu: bool | None = None,
+    **kwargs: Any,
 ) -> Accelerator:
     """An Accelerator whose mixed precision follows `dtype` ("auto": bf16 on capable GPUs).
 
@@ -71,6 +75,7 @@ def setup_accelerator(
         mixed_precision=mixed,
         gradient_accumulation_steps=gradient_accumulation_steps,
         cpu=default_cpu() if cpu is None else cpu,
+        **kwargs,  # e.g. log_with / project_dir for trackers
     )
 
 
