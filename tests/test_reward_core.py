@@ -322,3 +322,27 @@ def test_missing_extension_is_an_import_error_not_a_fallback(
     monkeypatch.delitem(sys.modules, "dareu.reward")
     with pytest.raises(ImportError, match=r"pip install \."):
         importlib.import_module("dareu.reward")
+
+
+@pytest.mark.parametrize("whitened", [True, False])
+def test_fused_length_norm_equals_the_chain_bit_for_bit(whitened: bool) -> None:
+    """`ppo_advantages(length_norm=True)` is exactly assemble -> / length -> gae ->
+    whiten, the chain the PPO trainer ran in Python before the division moved into Rust."""
+    import dareu.reward as rc
+
+    rng = np.random.default_rng(3)
+    lengths = np.array([0, 1, 40, 7, 23, 15], dtype=np.int64)
+    T = int(lengths.max())
+    k = rc.segment_schedule(lengths, T)[0].shape[1]
+    scores = rng.uniform(0, 1, (len(lengths), k)).astype(np.float32)
+    mask = np.arange(T)[None, :] < lengths[:, None]
+    kl = (rng.normal(0, 0.1, (len(lengths), T)) * mask).astype(np.float32)
+    values = (rng.normal(0, 1, (len(lengths), T)) * mask).astype(np.float32)
+    r, a, ret = rc.ppo_advantages(scores, kl, values, lengths, length_norm=True, whiten=whitened)
+    chain = rc.assemble_rewards(scores, kl, lengths)
+    chain = np.ascontiguousarray(chain / np.maximum(lengths, 1)[:, None], dtype=np.float32)
+    adv, want_ret = rc.gae(chain, values, lengths)
+    want_adv = rc.whiten(adv, lengths) if whitened else adv
+    np.testing.assert_array_equal(r, chain)
+    np.testing.assert_array_equal(ret, want_ret)
+    np.testing.assert_array_equal(a, want_adv)

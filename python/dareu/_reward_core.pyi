@@ -62,8 +62,10 @@ def ppo_advantages(
     whiten: bool = True,
     shift_mean: bool = True,
     whiten_eps: float = ...,
+    length_norm: bool = False,
 ) -> tuple[F32, F32, F32]:
-    """(rewards, advantages, returns), each [B, T]."""
+    """(rewards, advantages, returns), each [B, T]; with `length_norm` each row's rewards
+    are divided by its length before GAE."""
 
 def align_prefix_ends(
     policy_offsets: NDArray[np.integer],

@@ -198,31 +198,16 @@ def advantages_from_core(
     cfg: PPOConfig,
     c_seg: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rewards, advantages, returns) `[B, T]` from the Rust reward core.
-
-    Default: the fused `ppo_advantages`. With `length_norm` the core's own pieces are
-    chained (assemble_rewards -> / length -> gae -> whiten), because the fused call has no
-    length normalisation; the division is the only arithmetic done here.
-    """
+    """(rewards, advantages, returns) `[B, T]`: one call into the Rust reward core (the
+    length normalisation included), no arithmetic here."""
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-    lens = np.ascontiguousarray(lengths, dtype=np.int64)
     seg = segment_kwargs(cfg)
-    k, kappa = seg["k"], seg["kappa"]
-    if not cfg.length_norm:
-        rewards, adv, ret = reward_core.ppo_advantages(
-            f32(scores), f32(kl), f32(values), lens,
-            k=k, kappa=kappa, c_seg=c_seg, eps=cfg.chi_eps, kl_coef=cfg.kl_coef,
-            gamma=cfg.gamma, lam=cfg.gae_lambda, whiten=cfg.whiten_advantages,
-        )  # fmt: skip
-        return rewards, adv, ret
-    rewards = reward_core.assemble_rewards(
-        f32(scores), f32(kl), lens, k=k, kappa=kappa, c_seg=c_seg, eps=cfg.chi_eps,
-        kl_coef=cfg.kl_coef,
+    rewards, adv, ret = reward_core.ppo_advantages(
+        f32(scores), f32(kl), f32(values), np.ascontiguousarray(lengths, dtype=np.int64),
+        k=seg["k"], kappa=seg["kappa"], c_seg=c_seg, eps=cfg.chi_eps, kl_coef=cfg.kl_coef,
+        gamma=cfg.gamma, lam=cfg.gae_lambda, whiten=cfg.whiten_advantages,
+        length_norm=cfg.length_norm,
     )  # fmt: skip
-    rewards = f32(rewards / np.maximum(lens, 1)[:, None])
-    adv, ret = reward_core.gae(rewards, f32(values), lens, gamma=cfg.gamma, lam=cfg.gae_lambda)
-    if cfg.whiten_advantages:
-        adv = reward_core.whiten(f32(adv), lens)
     return rewards, adv, ret
 
 

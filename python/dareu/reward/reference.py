@@ -178,11 +178,16 @@ def ppo_advantages(
     whiten: bool = True,
     shift_mean: bool = True,
     whiten_eps: float = WHITEN_EPS,
+    length_norm: bool = False,
 ) -> tuple[F64, F64, F64]:
-    """schedule -> chi -> rewards -> GAE -> whitening; returns use unwhitened advantages."""
+    """schedule -> chi -> rewards (/ length) -> GAE -> whitening; returns use unwhitened
+    advantages."""
     rewards = assemble_rewards(
         scores, kl, lengths, k=k, kappa=kappa, c_seg=c_seg, eps=eps, kl_coef=kl_coef
     )
+    if length_norm:
+        lens = np.maximum(np.asarray(lengths, dtype=np.float64), 1.0)
+        rewards = rewards / lens[:, None]
     adv, ret = gae(rewards, values, lengths, gamma=gamma, lam=lam)
     if whiten:
         adv = _whiten(adv, lengths, shift_mean=shift_mean, whiten_eps=whiten_eps)

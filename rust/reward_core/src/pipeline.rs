@@ -18,6 +18,9 @@ pub struct PpoParams {
     pub gae: GaeParams,
     /// `None` leaves the advantages unwhitened.
     pub whiten: Option<WhitenParams>,
+    /// Divide each row's rewards by its length before GAE, so a long response's sequence
+    /// reward is not larger just for being long (DareU's tiny default; off in the paper).
+    pub length_norm: bool,
 }
 
 impl Default for PpoParams {
@@ -27,6 +30,7 @@ impl Default for PpoParams {
             reward: RewardParams::default(),
             gae: GaeParams::default(),
             whiten: Some(WhitenParams::default()),
+            length_norm: false,
         }
     }
 }
@@ -80,8 +84,10 @@ fn sum_rows(rows: &[Row<'_>], f: impl Fn(&Row<'_>) -> f64 + Sync + Send) -> f64 
 
 /// Rewards, f64 advantages and returns of one row. Three row-local passes that stay
 /// in L1: rewards and TD errors (no serial dependency), the reverse GAE scan (the
-/// only serial part, kept minimal), then the returns. Same arithmetic, in the same
-/// order, as `assemble_rewards` followed by `gae`.
+/// only serial part, kept minimal), then the returns. The same arithmetic, in the same
+/// order and with the same float32 roundings, as `assemble_rewards`, (with
+/// `length_norm`) a division by the length, `gae` and `whiten` chained: the results are
+/// bit for bit those of the chain.
 fn row_pass(row: &mut Row<'_>, kappa: usize, p: &PpoParams) {
     let len = row.len;
     if len == 0 {
@@ -94,9 +100,12 @@ fn row_pass(row: &mut Row<'_>, kappa: usize, p: &PpoParams) {
             .iter_mut()
             .zip(&mut row.rewards[span.clone()]);
         for (tok, ((a, rw), &kl)) in span.clone().zip(outs.zip(&row.kl[span])) {
-            let r = seg.reward(tok, kl, p.reward.kl_coef);
-            *rw = r as f32;
-            *a = r;
+            let mut r = seg.reward(tok, kl, p.reward.kl_coef) as f32;
+            if p.length_norm {
+                r = (r as f64 / len as f64) as f32;
+            }
+            *rw = r;
+            *a = r as f64;
         }
     }
     // delta_t = r_t + gamma * V_{t+1} - V_t, with V = 0 after the last token.
@@ -114,6 +123,10 @@ fn row_pass(row: &mut Row<'_>, kappa: usize, p: &PpoParams) {
     }
     for ((r, &a), &v) in row.returns.iter_mut().zip(adv.iter()).zip(values) {
         *r = (a + v as f64) as f32;
+    }
+    // The chain hands float32 advantages to the whitening: round them the same way.
+    for a in adv.iter_mut() {
+        *a = *a as f32 as f64;
     }
     if p.whiten.is_some() {
         row.sum = row_sum(adv, |v| v);
@@ -243,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn fused_equals_composition() {
+    fn fused_equals_composition_bit_for_bit() {
         let (b, t, kcols) = (9usize, 37usize, 15usize);
         let mut seed = 7u64;
         let lengths: Vec<i64> = (0..b)
@@ -252,28 +265,44 @@ mod tests {
         let scores: Vec<f32> = (0..b * kcols).map(|_| lcg(&mut seed)).collect();
         let kl: Vec<f32> = (0..b * t).map(|_| lcg(&mut seed) - 0.3).collect();
         let values: Vec<f32> = (0..b * t).map(|_| 2.0 * lcg(&mut seed) - 1.0).collect();
-        let p = PpoParams {
-            whiten: Some(WhitenParams::default()),
-            ..Default::default()
-        };
         let s = Mat::new("scores", &scores, b, kcols).unwrap();
         let k = Mat::new("kl", &kl, b, t).unwrap();
         let v = Mat::new("values", &values, b, t).unwrap();
-        let out = ppo_advantages(s, k, v, &lengths, &p).unwrap();
-        let r = assemble_rewards(s, k, &lengths, p.segments, &p.reward).unwrap();
-        assert_eq!(out.rewards, r);
-        let (a, ret) = gae(Mat::new("rewards", &r, b, t).unwrap(), v, &lengths, &p.gae).unwrap();
-        for (x, y) in out.returns.iter().zip(&ret) {
-            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()));
-        }
-        let w = whiten(
-            Mat::new("x", &a, b, t).unwrap(),
-            &lengths,
-            &WhitenParams::default(),
-        )
-        .unwrap();
-        for (x, y) in out.advantages.iter().zip(&w) {
-            assert!((x - y).abs() <= 1e-4, "{x} vs {y}");
+        for (length_norm, whitened) in [(false, true), (true, true), (true, false), (false, false)]
+        {
+            let p = PpoParams {
+                whiten: whitened.then(WhitenParams::default),
+                length_norm,
+                ..Default::default()
+            };
+            let out = ppo_advantages(s, k, v, &lengths, &p).unwrap();
+            // The chain: rewards, (divided by the length in f64, then f32), GAE, whitening.
+            let mut r = assemble_rewards(s, k, &lengths, p.segments, &p.reward).unwrap();
+            if length_norm {
+                for (row, &len) in r.chunks_mut(t).zip(&lengths) {
+                    for x in row.iter_mut() {
+                        *x = (*x as f64 / len.max(1) as f64) as f32;
+                    }
+                }
+            }
+            assert_eq!(out.rewards, r);
+            let (a, ret) =
+                gae(Mat::new("rewards", &r, b, t).unwrap(), v, &lengths, &p.gae).unwrap();
+            assert_eq!(out.returns, ret);
+            let want = if whitened {
+                whiten(
+                    Mat::new("x", &a, b, t).unwrap(),
+                    &lengths,
+                    &WhitenParams::default(),
+                )
+                .unwrap()
+            } else {
+                a
+            };
+            assert_eq!(
+                out.advantages, want,
+                "length_norm {length_norm}, whiten {whitened}"
+            );
         }
     }
 

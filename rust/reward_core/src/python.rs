@@ -377,7 +377,8 @@ fn whiten<'py>(
 #[pyfunction]
 #[pyo3(signature = (scores, kl, values, lengths, *, k = None, kappa = None, c_seg = C_SEG,
                     eps = CHI_EPS, kl_coef = KL_COEF, gamma = GAMMA, lam = GAE_LAMBDA,
-                    whiten = true, shift_mean = true, whiten_eps = WHITEN_EPS))]
+                    whiten = true, shift_mean = true, whiten_eps = WHITEN_EPS,
+                    length_norm = false))]
 #[allow(clippy::too_many_arguments)]
 fn ppo_advantages<'py>(
     py: Python<'py>,
@@ -395,6 +396,7 @@ fn ppo_advantages<'py>(
     whiten: bool,
     shift_mean: bool,
     whiten_eps: f64,
+    length_norm: bool,
 ) -> PyResult<(Array<'py>, Array<'py>, Array<'py>)> {
     guarded(|| {
         let params = PpoParams {
@@ -409,6 +411,7 @@ fn ppo_advantages<'py>(
                 shift_mean,
                 eps: whiten_eps,
             }),
+            length_norm,
         };
         let s = floats("scores", scores, Some(2))?;
         let kl = floats("kl", kl, Some(2))?;

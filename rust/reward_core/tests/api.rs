@@ -90,6 +90,7 @@ fn fused_matches_naive_loops_for_both_segment_specs() {
                 lam: 0.9,
             },
             whiten: None,
+            length_norm: false,
         };
         let out = ppo_advantages(
             Mat::new("scores", &scores, b, k).unwrap(),
