@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of that run (runs differing only in it group)")
     p.add_argument("--label", help="name of this run in comparison tables")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     return p
 
 
@@ -69,6 +70,8 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     from dareu.eval.results import EvalInputError, EvalResult, is_foreign_dir
     from dareu.models.loading import DTYPE_NAMES, ModelLoadError, check_model_path
 
+    if args.threads is not None and args.threads < 1:
+        fail(f"--threads must be >= 1, got {args.threads}")
     if args.format not in PROMPT_FORMATS:
         fail(f"--format {args.format!r} is not one of {', '.join(PROMPT_FORMATS)}")
     if args.dtype not in DTYPE_NAMES:
@@ -138,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     run_config = validate(args)
 
     import torch
+
+    from dareu.train.common import set_threads
+
+    set_threads(args.threads)
 
     from dareu.data import DataError, load_benchmark
     from dareu.eval.batching import EvalOOMError

@@ -109,12 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.tofu_dir is not None and not args.tofu_dir.is_dir():
             raise ValueError(f"--tofu-dir {args.tofu_dir} is not a folder")
         check_output_dir(args.out or output_root(), "--out" if args.out else "DAREU_HOME")
-        if args.threads is not None:
-            import torch
+        from dareu.train.common import set_threads
 
-            if args.threads < 1:
-                raise ValueError(f"--threads must be >= 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         # User data: several owners / sample ids to forget, comma-separated.
         forget = args.forget.split(",") if args.forget and "," in args.forget else args.forget
         whiches = ["original", "retain"] if args.which == "both" else [args.which]

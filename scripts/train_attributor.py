@@ -125,12 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             from dareu.models.loading import check_model_path
 
             check_model_path(cfg.base)
-        if args.threads is not None:
-            import torch
+        from dareu.train.common import set_threads
 
-            if args.threads < 1:
-                raise ValueError(f"--threads must be >= 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         from dareu.data import load_benchmark
         from dareu.train.common import partial_state
 

@@ -112,6 +112,8 @@ def add_shared(p: argparse.ArgumentParser) -> None:
     )
     add("--no-progress", dest="progress", action="store_false", default=None,
         help="no progress bars")  # fmt: skip
+    add("--threads", type=int, default=None,
+        help="torch CPU threads per process (default: torch's; 1 on a shared machine)")  # fmt: skip
     add(
         "--profile",
         choices=["tiny", "paper"],
@@ -279,9 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
     try:
         from dareu.pipeline import run_job
+        from dareu.train.common import set_threads
+        from dareu.unlearners import UNLEARNERS
 
+        set_threads(a.threads)
         job, ppo = build_configs(a)
-        baseline = baseline_settings(a) if job.method.lower() != "dareu" else None
+        # A registered unlearner (DareU) takes its settings from PPOConfig; any other name
+        # is a loss on the shared trainer with --hparam and the shared optimisation flags.
+        baseline = baseline_settings(a) if job.method.lower() not in UNLEARNERS else None
         if baseline is not None:
             check_baseline(job.method, baseline)
         run_job(job, ppo, baseline=baseline, stop_after_batches=a.stop_after_batches)

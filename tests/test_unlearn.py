@@ -50,6 +50,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["--audit-relearn-lr", "0"], "--audit-relearn-lr"),
         (["--audit-relearn-lr", "nan"], "--audit-relearn-lr"),
         (["--audit-relearn-steps", "0"], "--audit-relearn-steps"),
+        (["--threads", "0"], "--threads"),
     ],
 )
 def test_bad_configuration_exits_2_before_compute(

@@ -39,6 +39,16 @@ def frozen_copy(
     return ref.to(dtype) if dtype is not None else ref
 
 
+def set_threads(threads: int | None) -> None:
+    """--threads: torch's CPU threads for this process (None: torch's choice). One thread
+    per process is what a shared machine wants (docs/dareu.md)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch (all devices) so a run is reproducible."""
     random.seed(seed)
