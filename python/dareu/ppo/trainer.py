@@ -343,6 +343,8 @@ class Batch:
     mine: list[tuple[int, int]]
     counts: list[int]  # rows per process
     start: int  # this process's first row in the global batch
+    # Response lengths of the global batch, gathered once by `collect_rollouts`.
+    lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass
@@ -393,7 +395,7 @@ def train_dareu(
         ro = collect_rollouts(st, batch)  # 1-2. sample, then log-probs, values, reference
         prefix_ends = score(st, ro)  # 3. DA at the segment ends
         scored = advantages(st, ro, batch, prefix_ends)  # 4. the Rust reward core
-        stats = update(st, ro, batch, scored.lengths)  # 5. PPO + retain distillation
+        stats = update(st, ro, batch)  # 5. PPO + retain distillation
         st.batches_done += 1
         if on_update is not None:
             on_update(st.core)
@@ -524,8 +526,8 @@ def collect_rollouts(st: PPOState, batch: Batch) -> Rollouts:
         if not mine:
             resp = torch.full((0, 1), st.pad_id, dtype=torch.long, device=device)
             lengths = torch.zeros(0, dtype=torch.long, device=device)
-        all_lengths = gather_rows(acc, lengths, batch.counts)
-        T = int(all_lengths.max().item())
+        batch.lengths = gather_rows(acc, lengths, batch.counts).cpu().numpy().astype(np.int64)
+        T = int(batch.lengths.max())
         ro = Rollouts(
             query_index=[q for q, _ in mine],
             prompt_ids=prompt_ids[: len(mine)],
@@ -575,23 +577,17 @@ def advantages(st: PPOState, ro: Rollouts, batch: Batch, prefix_ends: np.ndarray
 
     assert ro.old_logprobs is not None and ro.ref_logprobs is not None and ro.values is not None
     kl = kl_estimate(ro.old_logprobs, ro.ref_logprobs, cfg.kl_estimator) * ro.mask()
-    g = Scored(
-        scores=gathered(torch.from_numpy(ro.scores).to(device)),
-        valid=np.zeros(0),
-        kl=gathered(kl.float()),
-        values=gathered(ro.values.float()),
-        lengths=gathered(ro.lengths).astype(np.int64),
-        rewards=np.zeros(0),
-    )
-    g.valid = gathered(torch.from_numpy(prefix_ends > 0).to(device))
+    scores = gathered(torch.from_numpy(ro.scores).to(device))
+    g_kl, g_values = gathered(kl.float()), gathered(ro.values.float())
+    valid = gathered(torch.from_numpy(prefix_ends > 0).to(device))
     if st.batches_done == 0 and cfg.chi_scale == "auto":
-        st.c_seg = auto_c_seg(g.scores, g.valid, cfg)
+        st.c_seg = auto_c_seg(scores, valid, cfg)
         acc.print(f"[dareu] --chi-scale auto: C_seg {cfg.c_seg} -> {st.c_seg:.3f}")
-    g.rewards, adv, ret = advantages_from_core(g.scores, g.kl, g.values, g.lengths, cfg, st.c_seg)
+    rewards, adv, ret = advantages_from_core(scores, g_kl, g_values, batch.lengths, cfg, st.c_seg)
     rows = slice(batch.start, batch.start + len(batch.mine))
     ro.advantages = torch.from_numpy(adv[rows]).to(device)
     ro.returns = torch.from_numpy(ret[rows]).to(device)
-    return g
+    return Scored(scores, valid, g_kl, g_values, batch.lengths, rewards)
 
 
 def log_batch(
@@ -792,7 +788,7 @@ def batch_record(
     }
 
 
-def update(st: PPOState, ro: Rollouts, batch: Batch, g_lengths: np.ndarray) -> dict[str, float]:
+def update(st: PPOState, ro: Rollouts, batch: Batch) -> dict[str, float]:
     """`ppo_steps` optimizer steps on this batch; returns the mean of each loss/statistic.
 
     Each step runs ONE forward pass through the (DDP-wrapped) policy over the step's
@@ -800,11 +796,12 @@ def update(st: PPOState, ro: Rollouts, batch: Batch, g_lengths: np.ndarray) -> d
     """
     cfg = st.cfg
     T = ro.response_ids.shape[1]
+    g_mask = np.arange(T)[None, :] < batch.lengths[:, None]  # valid tokens, global batch
     agg: dict[str, list[float]] = defaultdict(list)
     if len(ro) == 0:  # a process without rollouts still joins every forward and backward
         ro = placeholder_rollouts(st.W, T, st.pad_id, st.acc.device)
     for step in range(cfg.ppo_steps):
-        values = ppo_step(st, ro, batch.start, g_lengths, step)
+        values = ppo_step(st, ro, batch.start, g_mask, step)
         for name, value in values.items():
             agg[name].append(value)
         if cfg.target_kl > 0 and agg["approx_kl"][-1] > cfg.target_kl:
@@ -825,11 +822,11 @@ class StepRows:
     dis_denom: float
 
 
-def step_rows(st: PPOState, n_local: int, start: int, g_lengths: np.ndarray, step: int) -> StepRows:
+def step_rows(st: PPOState, n_local: int, start: int, g_mask: np.ndarray, step: int) -> StepRows:
     """A seeded global minibatch of rollouts and retain rows; denominators are global
     counts divided by world, because DDP averages the gradients."""
     cfg, world, rank = st.cfg, st.acc.num_processes, st.acc.process_index
-    B_global, T = len(g_lengths), int(g_lengths.max()) if len(g_lengths) else 0
+    B_global = len(g_mask)
     mb = cfg.minibatch_size or B_global
     g = torch.Generator().manual_seed(
         sample_seed(st.run.seed, st.run.round_index, st.batches_done, step)
@@ -840,7 +837,6 @@ def step_rows(st: PPOState, n_local: int, start: int, g_lengths: np.ndarray, ste
     chosen = sorted(perm[:mb])
     local = [i - start for i in chosen if start <= i < start + n_local]
     if cfg.loss_agg == "token":
-        g_mask = np.arange(T)[None, :] < g_lengths[:, None]
         denom = float(g_mask[chosen].sum()) / world
     else:
         denom = float(len(chosen)) / world
@@ -854,13 +850,13 @@ def step_rows(st: PPOState, n_local: int, start: int, g_lengths: np.ndarray, ste
 
 
 def ppo_step(
-    st: PPOState, ro: Rollouts, start: int, g_lengths: np.ndarray, step: int
+    st: PPOState, ro: Rollouts, start: int, g_mask: np.ndarray, step: int
 ) -> dict[str, float]:
     """One optimizer step: clipped policy + value loss on the rollout rows, distillation
     KL(pi_original || pi) on the retain rows, in one forward pass."""
     cfg, acc, device, W = st.cfg, st.acc, st.acc.device, st.W
     T = ro.response_ids.shape[1]
-    sr = step_rows(st, len(ro), start, g_lengths, step)
+    sr = step_rows(st, len(ro), start, g_mask, step)
     rows = torch.tensor(sr.local or [0], dtype=torch.long, device=device)
     roll_w = 1.0 if sr.local else 0.0  # a process without rows still joins the backward
     inputs = ro.inputs(rows)
