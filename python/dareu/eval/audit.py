@@ -46,7 +46,7 @@ class AuditConfig:
     """Every knob of the audit, with the issue's defaults; recorded in the summary."""
 
     relearn_steps: int = 20
-    relearn_lr: float = 1e-3  # the job passes its profile's unlearning lr
+    relearn_lr: float = 1e-3  # the job passes its own (JobConfig.audit_config)
     relearn_batch_size: int = 8
     relearn_curve_steps: tuple[int, ...] = (0, 5, 10, 20)  # relearn on all of D_F (Fig. 7)
     quant_bits: tuple[int, ...] = (8, 4)
@@ -227,7 +227,6 @@ def relearn(
 class Prober:
     """Asks one set of questions and scores the answers: leak share (grader) and ROUGE-L."""
 
-    tokenizer: Any
     grader: Grader | None
     generate: Generate
     records: list[dict[str, Any]]
@@ -279,9 +278,7 @@ PROBES: tuple[tuple[str, str], ...] = (
 def before_probe(probe: str) -> str:
     """The same questions asked of the unattacked model: what each attack's gain is
     measured from (the relearned half has its own; quantization and context share k=0)."""
-    if probe.startswith(("relearn", "incontext_k0")):
-        return "incontext_k0" if probe == "incontext_k0" else f"{probe}_before"
-    return "incontext_k0"
+    return f"{probe}_before" if probe.startswith("relearn") else "incontext_k0"
 
 
 def audit_key(probe: str, metric: str) -> str:
@@ -319,7 +316,7 @@ def run_audit(
     one row each, with the held-out phrasing as `paraphrased_question`."""
     cfg.validate()
     records: list[dict[str, Any]] = []
-    ask = Prober(tokenizer, grader, generate, records)
+    ask = Prober(grader, generate, records)
     out: dict[str, Any] = {"audit_config": cfg.to_dict(), "audit_graded": grader is not None}
 
     trained, measured = relearn_split([*forget_rows, *forget_eval], cfg.seed)
