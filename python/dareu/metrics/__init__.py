@@ -8,9 +8,27 @@ Each module is a thin wrapper over the function the evaluator itself uses
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 NAMES = ("rouge_recall", "truth_ratio", "forget_quality", "tow", "mia_auc")
 _HERE = Path(__file__).resolve().parent
+
+
+def metric_info(
+    description: str | None, citation: str, inputs: str, predictions: Any, references: Any
+) -> Any:
+    """The `evaluate.MetricInfo` every module returns: one `predictions` and one
+    `references` feature per row (`datasets` feature types)."""
+    import datasets
+
+    import evaluate
+
+    return evaluate.MetricInfo(
+        description=description or "",
+        citation=citation,
+        inputs_description=inputs,
+        features=datasets.Features({"predictions": predictions, "references": references}),
+    )
 
 
 def path(name: str) -> str:
@@ -20,4 +38,4 @@ def path(name: str) -> str:
     return str(_HERE / name)
 
 
-__all__ = ["NAMES", "path"]
+__all__ = ["NAMES", "metric_info", "path"]

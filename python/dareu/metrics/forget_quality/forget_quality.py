@@ -5,18 +5,18 @@ import datasets
 
 import evaluate
 from dareu.eval import metrics as M
+from dareu.metrics import metric_info
 
 
 class ForgetQuality(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="Maini et al. 2024, TOFU",
-            inputs_description="predictions / references: per-row truth ratios of the "
+        return metric_info(
+            __doc__,
+            "Maini et al. 2024, TOFU",
+            "predictions / references: per-row truth ratios of the "
             "unlearned / retain model on the forget set",
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
+            datasets.Value("float64"),
+            datasets.Value("float64"),
         )
 
     def _compute(self, predictions: list[float], references: list[float]) -> dict[str, float]:

@@ -6,17 +6,17 @@ import datasets
 
 import evaluate
 from dareu.eval import metrics as M
+from dareu.metrics import metric_info
 
 
 class MiaAuc(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="open-unlearning (Dorna et al. 2025)",
-            inputs_description="predictions: attack scores; references: 0 forget, 1 holdout",
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("int32")}
-            ),
+        return metric_info(
+            __doc__,
+            "open-unlearning (Dorna et al. 2025)",
+            "predictions: attack scores; references: 0 forget, 1 holdout",
+            datasets.Value("float64"),
+            datasets.Value("int32"),
         )
 
     def _compute(self, predictions: list[float], references: list[int]) -> dict[str, float]:

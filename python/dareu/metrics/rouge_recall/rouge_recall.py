@@ -6,17 +6,17 @@ import numpy as np
 
 import evaluate
 from dareu.eval.rouge import rouge_recall
+from dareu.metrics import metric_info
 
 
 class RougeRecall(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="Maini et al. 2024, TOFU",
-            inputs_description="predictions: generated answers; references: true answers",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return metric_info(
+            __doc__,
+            "Maini et al. 2024, TOFU",
+            "predictions: generated answers; references: true answers",
+            datasets.Value("string"),
+            datasets.Value("string"),
         )
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:

@@ -6,17 +6,17 @@ import datasets
 
 import evaluate
 from dareu.eval import metrics as M
+from dareu.metrics import metric_info
 
 
 class Tow(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="DareU, arXiv 2605.30919",
-            inputs_description="one row per split: ROUGE-L of the unlearned / retain model",
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
+        return metric_info(
+            __doc__,
+            "DareU, arXiv 2605.30919",
+            "one row per split: ROUGE-L of the unlearned / retain model",
+            datasets.Value("float64"),
+            datasets.Value("float64"),
         )
 
     def _compute(self, predictions: list[float], references: list[float]) -> dict[str, float]:

@@ -6,21 +6,17 @@ import datasets
 
 import evaluate
 from dareu.eval import metrics as M
+from dareu.metrics import metric_info
 
 
 class TruthRatio(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="Maini et al. 2024, TOFU",
-            inputs_description="predictions: NLL of the correct answer; references: NLLs of "
-            "the perturbed answers",
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("float64"),
-                    "references": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
+        return metric_info(
+            __doc__,
+            "Maini et al. 2024, TOFU",
+            "predictions: NLL of the correct answer; references: NLLs of the perturbed answers",
+            datasets.Value("float64"),
+            datasets.Sequence(datasets.Value("float64")),
         )
 
     def _compute(
