@@ -19,10 +19,12 @@ def metric_info(
 ) -> Any:
     """The `evaluate.MetricInfo` every module returns: one `predictions` and one
     `references` feature per row (`datasets` feature types)."""
+    import importlib
+
     import datasets
 
-    import evaluate
-
+    # By name: mypy would resolve `evaluate` to scripts/evaluate.py.
+    evaluate: Any = importlib.import_module("evaluate")
     return evaluate.MetricInfo(
         description=description or "",
         citation=citation,
