@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv install test test-rust test-python lint fmt wheel demo bench clean
+.PHONY: venv install test test-rust test-python lint fmt wheel demo bench crate-check clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -12,9 +12,10 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# Editable install: maturin compiles rust/reward_core into python/dareu/_reward_core*.so.
+# Editable install: maturin compiles rust/reward_core_py (the PyO3 binding over the pure-Rust
+# rust/reward_core) into python/dareu/_reward_core*.so.
 # The development install also builds the test-only hooks (feature test-hooks); wheels never do.
-$(STAMP): $(BIN)/python pyproject.toml Cargo.toml rust/reward_core/Cargo.toml $(shell find rust -name '*.rs' 2>/dev/null)
+$(STAMP): $(BIN)/python pyproject.toml Cargo.toml Cargo.lock $(wildcard rust/*/Cargo.toml) $(shell find rust -name '*.rs' 2>/dev/null)
 	MATURIN_PEP517_ARGS="--features test-hooks" $(BIN)/pip install -e ".[dev,deepspeed]"
 	@touch $(STAMP)
 
@@ -51,6 +52,12 @@ demo: install
 
 bench: install
 	$(BIN)/python scripts/bench_reward_core.py
+
+# The pure-Rust crate is ready for crates.io: the files that would be published, then the
+# packaged crate built on its own (a dry run: nothing is uploaded).
+crate-check:
+	cargo package --list -p reward_core --allow-dirty
+	cargo publish --dry-run -p reward_core --allow-dirty
 
 clean:
 	rm -rf $(VENV) target dist

@@ -1,4 +1,4 @@
-"""Type stubs of the compiled Rust reward core (rust/reward_core, feature `python`)."""
+"""Type stubs of the compiled reward core (rust/reward_core_py, over rust/reward_core)."""
 
 import numpy as np
 from numpy.typing import NDArray

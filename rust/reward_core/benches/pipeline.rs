@@ -20,10 +20,10 @@ fn uniform(n: usize, seed: &mut u64) -> Vec<f32> {
 fn bench_pipeline(c: &mut Criterion) {
     let (b, t, k) = (256usize, 512usize, 15usize);
     let mut seed = 0u64;
-    let lengths: Vec<i64> = uniform(b, &mut seed)
+    let lengths: Vec<usize> = uniform(b, &mut seed)
         .iter()
-        .map(|u| (u * (t + 1) as f32) as i64)
-        .map(|l| l.min(t as i64))
+        .map(|u| (u * (t + 1) as f32) as usize)
+        .map(|l| l.min(t))
         .collect();
     let scores = uniform(b * k, &mut seed);
     let kl = uniform(b * t, &mut seed);

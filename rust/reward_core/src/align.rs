@@ -7,26 +7,42 @@
 //! token that straddles `c` (start < c < end) is left out, so the classifier may see a
 //! few characters less than the policy wrote, never more.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use crate::{filled, Mat, Result, RewardError, ROWS_PER_TASK};
 
 /// Character offsets `[rows, tokens, 2]` (start, end) of tokenized texts, row-major.
+///
+/// Offsets stay `i64` (a tokenizer's or numpy's type): a negative one in a valid
+/// position is reported as a bad offset, and padding may hold anything.
 #[derive(Debug, Clone, Copy)]
 pub struct Offsets<'a> {
+    /// `(start, end)` pairs, token after token, row after row:
+    /// `data[2 * (i * tokens + j)..][..2]` is row `i`'s token `j`.
     pub data: &'a [i64],
+    /// Number of rows (texts), B.
     pub rows: usize,
+    /// Padded number of tokens per row, T.
     pub tokens: usize,
 }
 
 impl<'a> Offsets<'a> {
-    pub fn new(arg: &'static str, data: &'a [i64], rows: usize, tokens: usize) -> Result<Self> {
+    /// Wrap `data` as `[rows, tokens, 2]`; fails with an [`ErrorKind::Shape`](crate::ErrorKind)
+    /// error naming `arg` (any string) if the sizes disagree.
+    pub fn new(
+        arg: impl Into<Cow<'static, str>>,
+        data: &'a [i64],
+        rows: usize,
+        tokens: usize,
+    ) -> Result<Self> {
         let o = Self { data, rows, tokens };
         o.check_shape(arg)?;
         Ok(o)
     }
 
-    fn check_shape(&self, arg: &'static str) -> Result<()> {
+    fn check_shape(&self, arg: impl Into<Cow<'static, str>>) -> Result<()> {
         match self
             .rows
             .checked_mul(self.tokens)
@@ -77,22 +93,22 @@ fn checked_ends(arg: &'static str, row: usize, pairs: &[i64]) -> Result<Vec<i64>
     Ok(ends)
 }
 
-/// Align one row. Each prefix end is read once and range-checked as it is used: the
-/// binding reads numpy buffers in place without the GIL, so a value checked earlier
-/// could have been changed by another thread since.
+/// Align one row. Each prefix end is read once and range-checked as it is used, so
+/// that even a buffer changed since the up-front check (another thread writing to a
+/// shared buffer) can never index out of bounds.
 fn align_row(
     row: usize,
     policy_ends: &[i64],
     attr_ends: &[i64],
-    prefix_ends: &[i64],
-    out: &mut [i64],
+    prefix_ends: &[usize],
+    out: &mut [usize],
 ) -> Result<()> {
     for (j, (o, &e)) in out.iter_mut().zip(prefix_ends).enumerate() {
-        *o = match usize::try_from(e) {
-            Ok(0) => 0,
-            Ok(n) if n <= policy_ends.len() => {
+        *o = match e {
+            0 => 0,
+            n if n <= policy_ends.len() => {
                 let c = policy_ends[n - 1];
-                attr_ends.partition_point(|&end| end <= c) as i64
+                attr_ends.partition_point(|&end| end <= c)
             }
             _ => return Err(prefix_end_error(row, j, e, policy_ends.len())),
         };
@@ -100,7 +116,7 @@ fn align_row(
     Ok(())
 }
 
-fn prefix_end_error(row: usize, j: usize, e: i64, n_policy: usize) -> RewardError {
+fn prefix_end_error(row: usize, j: usize, e: usize, n_policy: usize) -> RewardError {
     RewardError::out_of_range(
         "prefix_ends",
         format!("row {row}, entry {j} = {e} is outside [0, {n_policy}] (the policy token count)"),
@@ -109,12 +125,8 @@ fn prefix_end_error(row: usize, j: usize, e: i64, n_policy: usize) -> RewardErro
 
 /// Check every prefix end up front, so that the first bad one (in row order) is the one
 /// reported; `align_row` checks again as it reads.
-fn check_prefix_ends(row: usize, prefix_ends: &[i64], n_policy: usize) -> Result<()> {
-    if let Some((j, &e)) = prefix_ends
-        .iter()
-        .enumerate()
-        .find(|(_, &e)| e < 0 || e as u64 > n_policy as u64)
-    {
+fn check_prefix_ends(row: usize, prefix_ends: &[usize], n_policy: usize) -> Result<()> {
+    if let Some((j, &e)) = prefix_ends.iter().enumerate().find(|(_, &e)| e > n_policy) {
         return Err(prefix_end_error(row, j, e, n_policy));
     }
     Ok(())
@@ -123,11 +135,13 @@ fn check_prefix_ends(row: usize, prefix_ends: &[i64], n_policy: usize) -> Result
 /// Align one sequence: `policy_offsets` and `attribution_offsets` are flat `[n, 2]`
 /// (start, end) pairs over the same text, `prefix_ends` are policy token counts.
 /// Returns the attribution token count of each prefix (0 for a prefix end of 0).
+/// `Err` for offsets with `start > end`, a negative start or decreasing ends, or a
+/// prefix end beyond the policy's token count.
 pub fn align_prefix_ends(
     policy_offsets: &[i64],
     attribution_offsets: &[i64],
-    prefix_ends: &[i64],
-) -> Result<Vec<i64>> {
+    prefix_ends: &[usize],
+) -> Result<Vec<usize>> {
     let p = Offsets::new(
         "policy_offsets",
         policy_offsets,
@@ -144,19 +158,18 @@ pub fn align_prefix_ends(
     let pe = checked_ends("policy_offsets", 0, p.data)?;
     let ae = checked_ends("attribution_offsets", 0, a.data)?;
     check_prefix_ends(0, prefix_ends, pe.len())?;
-    let mut out = filled("prefix_ends", prefix_ends.len(), 1, 0i64)?;
+    let mut out = filled("prefix_ends", prefix_ends.len(), 1, 0usize)?;
     align_row(0, &pe, &ae, prefix_ends, &mut out)?;
     Ok(out)
 }
 
-/// Check per-row token counts and return them as `usize`: a copy, so that what was
-/// checked is what is used.
-fn check_row_lengths(
+/// Check per-row token counts against the padded width.
+fn check_row_lengths<'a>(
     arg: &'static str,
-    lengths: &[i64],
+    lengths: &'a [usize],
     rows: usize,
     width: usize,
-) -> Result<Vec<usize>> {
+) -> Result<&'a [usize]> {
     if lengths.len() != rows {
         return Err(RewardError::shape(
             arg,
@@ -166,28 +179,25 @@ fn check_row_lengths(
             ),
         ));
     }
-    lengths
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| match usize::try_from(l) {
-            Ok(n) if n <= width => Ok(n),
-            _ => Err(RewardError::out_of_range(
-                arg,
-                format!("{arg}[{i}] = {l} is outside [0, {width}]"),
-            )),
-        })
-        .collect()
+    match lengths.iter().position(|&l| l > width) {
+        Some(i) => Err(RewardError::out_of_range(
+            arg,
+            format!("{arg}[{i}] = {} is outside [0, {width}]", lengths[i]),
+        )),
+        None => Ok(lengths),
+    }
 }
 
 /// Batched [`align_prefix_ends`]: offsets `[B, T, 2]` right-padded with per-row token
-/// counts, `prefix_ends` `[B, K]` (0 = padding). Returns `[B, K]`.
+/// counts, `prefix_ends` `[B, K]` (0 = padding). Returns `[B, K]`. Offsets beyond a
+/// row's token count are not read.
 pub fn align_prefix_ends_batch(
     policy_offsets: Offsets<'_>,
-    policy_lengths: &[i64],
+    policy_lengths: &[usize],
     attribution_offsets: Offsets<'_>,
-    attribution_lengths: &[i64],
-    prefix_ends: Mat<'_, i64>,
-) -> Result<Vec<i64>> {
+    attribution_lengths: &[usize],
+    prefix_ends: Mat<'_, usize>,
+) -> Result<Vec<usize>> {
     policy_offsets.check_shape("policy_offsets")?;
     attribution_offsets.check_shape("attribution_offsets")?;
     prefix_ends.check("prefix_ends")?;
@@ -214,7 +224,7 @@ pub fn align_prefix_ends_batch(
         attribution_offsets.tokens,
     )?;
     let mut ends = Vec::with_capacity(b);
-    for (i, (&pl, &al)) in pls.iter().zip(&als).enumerate() {
+    for (i, (&pl, &al)) in pls.iter().zip(als).enumerate() {
         let pe = checked_ends("policy_offsets", i, &policy_offsets.row(i)[..2 * pl])?;
         let ae = checked_ends(
             "attribution_offsets",
@@ -225,7 +235,7 @@ pub fn align_prefix_ends_batch(
         ends.push((pe, ae));
     }
     let k = prefix_ends.cols;
-    let mut out = filled("prefix_ends", b, k, 0i64)?;
+    let mut out = filled("prefix_ends", b, k, 0usize)?;
     if k == 0 {
         return Ok(out);
     }

@@ -10,7 +10,9 @@ use crate::{
 /// GAE parameters, both in `[0, 1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GaeParams {
+    /// Discount gamma (default [`GAMMA`](crate::GAMMA) = 1: no discount within a response).
     pub gamma: f64,
+    /// GAE lambda (default [`GAE_LAMBDA`](crate::GAE_LAMBDA)).
     pub lam: f64,
 }
 
@@ -24,6 +26,8 @@ impl Default for GaeParams {
 }
 
 impl GaeParams {
+    /// Check both parameters are finite and in `[0, 1]`: `Err`
+    /// ([`ErrorKind::OutOfRange`](crate::ErrorKind)) naming `gamma` or `lam` otherwise.
     pub fn validate(&self) -> Result<()> {
         check_param("gamma", self.gamma, 0.0, 1.0)?;
         check_param("lam", self.lam, 0.0, 1.0)
@@ -49,6 +53,8 @@ impl Default for WhitenParams {
 }
 
 impl WhitenParams {
+    /// Check `eps` is finite and > 0: `Err` ([`ErrorKind::OutOfRange`](crate::ErrorKind))
+    /// naming `whiten_eps` otherwise.
     pub fn validate(&self) -> Result<()> {
         if self.eps.is_finite() && self.eps > 0.0 {
             Ok(())
@@ -117,7 +123,7 @@ pub(crate) fn row_gae(
 pub fn gae(
     rewards: Mat<'_, f32>,
     values: Mat<'_, f32>,
-    lengths: &[i64],
+    lengths: &[usize],
     params: &GaeParams,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     params.validate()?;
@@ -125,8 +131,8 @@ pub fn gae(
     let t = rewards.cols;
     let lens = check_batch_lengths(lengths, rewards.rows, "rewards", t)?;
     let check_inputs = || {
-        check_valid_finite("rewards", &rewards, &lens, t)?;
-        check_valid_finite("values", &values, &lens, t)
+        check_valid_finite("rewards", &rewards, lens, t)?;
+        check_valid_finite("values", &values, lens, t)
     };
     check_inputs()?;
     let mut adv = filled("rewards", lens.len(), t, 0.0f32)?;
@@ -226,16 +232,16 @@ pub(crate) fn row_sum<T: Copy + Into<f64>>(valid: &[T], f: impl Fn(f64) -> f64) 
 }
 
 /// Masked whitening of `x` `[B, T]` (see [`WhitenParams`]); returns a new array.
-pub fn whiten(x: Mat<'_, f32>, lengths: &[i64], params: &WhitenParams) -> Result<Vec<f32>> {
+pub fn whiten(x: Mat<'_, f32>, lengths: &[usize], params: &WhitenParams) -> Result<Vec<f32>> {
     params.validate()?;
     x.check("x")?;
     let t = x.cols;
     let lens = check_batch_lengths(lengths, x.rows, "x", t)?;
-    check_valid_finite("x", &x, &lens, t)?;
+    check_valid_finite("x", &x, lens, t)?;
     let mut out = filled("x", x.rows, t, 0.0f32)?;
-    whiten_into(x.data, &lens, t, params, &mut out);
+    whiten_into(x.data, lens, t, params, &mut out);
     check_outputs(&[("whitened", &out)], t, || {
-        check_valid_finite("x", &x, &lens, t)
+        check_valid_finite("x", &x, lens, t)
     })?;
     Ok(out)
 }

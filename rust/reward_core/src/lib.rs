@@ -6,7 +6,7 @@
 //! row `i` holds valid tokens at positions `0..lengths[i]`, the rest is padding that is
 //! never read and is written as 0 (or -1 for index arrays).
 //!
-//! The pipeline (see `docs/reward_core.md` for the formulas):
+//! The pipeline (see `docs/reward_core.md` in the [DareU repository] for the formulas):
 //! 1. [`segment_schedule`]: split each response into segments and give the prefix
 //!    end positions at which the attribution classifier is scored.
 //! 2. [`chi`]: map an attribution probability to a reward in `[-1, 0]`.
@@ -16,14 +16,19 @@
 //!
 //! [`align_prefix_ends`] maps policy prefix ends onto another tokenizer's tokens.
 //!
-//! The pure-Rust API has no Python dependency; the PyO3 binding lives behind the
-//! `python` cargo feature.
+//! Lengths, prefix ends and segment indices are `usize`; every 2-D input is a borrowed
+//! row-major [`Mat`]. Bad input is an `Err(`[`RewardError`]`)` naming the argument, with
+//! an [`ErrorKind`] to match on; the functions never panic on bad input.
+//!
+//! This crate has no Python dependency. DareU's Python extension
+//! (`dareu._reward_core`) is a thin PyO3 layer over it, in the separate, unpublished
+//! `reward_core_py` crate of the [DareU repository].
 //!
 //! ```
 //! use reward_core::{ppo_advantages, segment_schedule, Mat, PpoParams, SegmentSpec};
 //!
 //! // Two responses of 3 and 1 tokens, right-padded to T = 4.
-//! let lengths = [3i64, 1];
+//! let lengths = [3usize, 1];
 //! // Where to score the attribution classifier (k = 15 slices: one token each here).
 //! let sched = segment_schedule(&lengths, 4, SegmentSpec::Slices(15)).unwrap();
 //! assert_eq!(sched.k, 4);
@@ -43,8 +48,13 @@
 //! assert_eq!(out.rewards[0], -1.0); // chi(0.9) is clipped to -1
 //! assert_eq!(out.rewards[3], 0.0); // padding
 //! ```
+//!
+//! `examples/full_chain.rs` runs every step in turn (`cargo run --example full_chain`).
+//!
+//! [DareU repository]: https://github.com/dareu-project/dareu
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 mod align;
 mod error;
@@ -53,15 +63,14 @@ mod pipeline;
 mod reward;
 mod schedule;
 
-#[cfg(feature = "python")]
-mod python;
+use std::borrow::Cow;
 
 pub use align::{align_prefix_ends, align_prefix_ends_batch, Offsets};
 pub use error::{ErrorKind, Result, RewardError};
 pub use gae::{gae, whiten, GaeParams, WhitenParams};
 pub use pipeline::{ppo_advantages, PpoOutput, PpoParams};
 pub use reward::{assemble_rewards, chi, chi_slice, RewardParams};
-pub use schedule::{segment_schedule, Schedule, SegmentSpec};
+pub use schedule::{segment_schedule, Schedule, SegmentSpec, NO_SEGMENT};
 
 /// Default normaliser of chi: `chi(b) = clip(ln(1 - b) / C_SEG, -1, 0)`.
 pub const C_SEG: f64 = 1.05;
@@ -135,22 +144,34 @@ pub(crate) fn num(x: f64) -> String {
 }
 
 /// A borrowed row-major `[rows, cols]` matrix: how every 2-D input is passed.
+///
+/// The functions check `data.len() == rows * cols` again (naming their own argument),
+/// so a `Mat` built from its public fields is safe to pass, just reported less precisely.
 #[derive(Debug, Clone, Copy)]
 pub struct Mat<'a, T> {
+    /// The elements, row after row: element `(i, j)` is `data[i * cols + j]`.
     pub data: &'a [T],
+    /// Number of rows (the batch size B).
     pub rows: usize,
+    /// Number of columns (the padded width T, or K for scores and prefix ends).
     pub cols: usize,
 }
 
 impl<'a, T> Mat<'a, T> {
-    /// Wrap `data` as `[rows, cols]`; fails (naming `arg`) if the sizes disagree.
-    pub fn new(arg: &'static str, data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
+    /// Wrap `data` as `[rows, cols]`; fails with an [`ErrorKind::Shape`] error naming
+    /// `arg` (any string: a `&'static str`, a `String` or a `Cow`) if the sizes disagree.
+    pub fn new(
+        arg: impl Into<Cow<'static, str>>,
+        data: &'a [T],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self> {
         let m = Self { data, rows, cols };
         m.check(arg)?;
         Ok(m)
     }
 
-    fn check(&self, arg: &'static str) -> Result<()> {
+    fn check(&self, arg: impl Into<Cow<'static, str>>) -> Result<()> {
         match self.rows.checked_mul(self.cols) {
             Some(n) if n == self.data.len() => Ok(()),
             _ => Err(RewardError::shape(
@@ -171,31 +192,24 @@ impl<'a, T> Mat<'a, T> {
     }
 }
 
-/// Check the lengths vector against the padded width `t` and return them as `usize`.
-fn check_lengths(lengths: &[i64], t: usize) -> Result<Vec<usize>> {
-    lengths
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| {
-            if l < 0 || l as u64 > t as u64 {
-                Err(RewardError::out_of_range(
-                    "lengths",
-                    format!("lengths[{i}] = {l} is outside [0, T={t}]"),
-                ))
-            } else {
-                Ok(l as usize)
-            }
-        })
-        .collect()
+/// Check every length against the padded width `t`.
+fn check_lengths(lengths: &[usize], t: usize) -> Result<&[usize]> {
+    match lengths.iter().position(|&l| l > t) {
+        Some(i) => Err(RewardError::out_of_range(
+            "lengths",
+            format!("lengths[{i}] = {} is outside [0, T={t}]", lengths[i]),
+        )),
+        None => Ok(lengths),
+    }
 }
 
 /// Check that `lengths` has one entry per row of the `[B, T]` array `of`, each in range.
-fn check_batch_lengths(
-    lengths: &[i64],
+fn check_batch_lengths<'a>(
+    lengths: &'a [usize],
     rows: usize,
     of: &'static str,
     t: usize,
-) -> Result<Vec<usize>> {
+) -> Result<&'a [usize]> {
     if lengths.len() != rows {
         return Err(RewardError::shape(
             "lengths",
@@ -289,6 +303,11 @@ fn check_outputs(
 /// Rows per rayon task: a row is a few microseconds of work, so batch a handful.
 const ROWS_PER_TASK: usize = 4;
 
+/// The README's example runs as a doctest, so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,7 +327,9 @@ mod tests {
         let e = checked_size("x", &[1 << 62, 1 << 62]).unwrap_err();
         assert_eq!(e.kind, ErrorKind::TooLarge);
         let lens = check_lengths(&[5], 3).unwrap_err();
-        assert_eq!((lens.kind, lens.arg), (ErrorKind::OutOfRange, "lengths"));
+        assert_eq!(lens.kind, ErrorKind::OutOfRange);
+        assert_eq!(lens.arg, "lengths");
+        assert_eq!(lens.msg, "lengths[0] = 5 is outside [0, T=3]");
     }
 
     #[test]

@@ -13,8 +13,11 @@ use crate::{
 /// advantages whitened as in TRL and in the Python `ppo_advantages` (whiten=True).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PpoParams {
+    /// How responses are cut into segments (the classifier's scoring points).
     pub segments: SegmentSpec,
+    /// chi and the KL penalty.
     pub reward: RewardParams,
+    /// Discount and lambda of the GAE.
     pub gae: GaeParams,
     /// `None` leaves the advantages unwhitened.
     pub whiten: Option<WhitenParams>,
@@ -38,8 +41,11 @@ impl Default for PpoParams {
 /// Outputs, each `[B, T]` row-major f32, 0 on padding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PpoOutput {
+    /// Batch size B.
     pub b: usize,
+    /// Padded width T (`kl`'s columns).
     pub t: usize,
+    /// Per-token rewards (divided by the row's length with `PpoParams::length_norm`).
     pub rewards: Vec<f32>,
     /// Whitened if `PpoParams::whiten` is set.
     pub advantages: Vec<f32>,
@@ -144,7 +150,7 @@ pub fn ppo_advantages(
     scores: Mat<'_, f32>,
     kl: Mat<'_, f32>,
     values: Mat<'_, f32>,
-    lengths: &[i64],
+    lengths: &[usize],
     params: &PpoParams,
 ) -> Result<PpoOutput> {
     params.segments.validate()?;
@@ -157,9 +163,9 @@ pub fn ppo_advantages(
     let t = kl.cols;
     let lens = check_batch_lengths(lengths, kl.rows, "kl", t)?;
     let check_inputs = || {
-        check_scores(&scores, &lens, params.segments)?;
-        check_valid_finite("kl", &kl, &lens, t)?;
-        check_valid_finite("values", &values, &lens, t)
+        check_scores(&scores, lens, params.segments)?;
+        check_valid_finite("kl", &kl, lens, t)?;
+        check_valid_finite("values", &values, lens, t)
     };
     check_inputs()?;
 
@@ -259,7 +265,7 @@ mod tests {
     fn fused_equals_composition_bit_for_bit() {
         let (b, t, kcols) = (9usize, 37usize, 15usize);
         let mut seed = 7u64;
-        let lengths: Vec<i64> = (0..b)
+        let lengths: Vec<usize> = (0..b)
             .map(|i| [0, 1, 37, 5, 15, 16, 30, 2, 36][i])
             .collect();
         let scores: Vec<f32> = (0..b * kcols).map(|_| lcg(&mut seed)).collect();

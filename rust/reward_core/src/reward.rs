@@ -29,6 +29,9 @@ impl Default for RewardParams {
 }
 
 impl RewardParams {
+    /// Check the parameters' ranges (`c_seg` finite and > 0, `0 < eps < 0.5`, `kl_coef`
+    /// finite and >= 0): `Err` ([`ErrorKind::OutOfRange`](crate::ErrorKind)) naming the
+    /// first one outside its range.
     pub fn validate(&self) -> Result<()> {
         if !(self.c_seg.is_finite() && self.c_seg > 0.0) {
             return Err(RewardError::out_of_range(
@@ -177,7 +180,7 @@ pub(crate) fn row_segments<'a>(
 pub fn assemble_rewards(
     scores: Mat<'_, f32>,
     kl: Mat<'_, f32>,
-    lengths: &[i64],
+    lengths: &[usize],
     spec: SegmentSpec,
     params: &RewardParams,
 ) -> Result<Vec<f32>> {
@@ -186,8 +189,8 @@ pub fn assemble_rewards(
     kl.check("kl")?;
     let t = kl.cols;
     let lens = check_batch_lengths(lengths, kl.rows, "kl", t)?;
-    check_scores(&scores, &lens, spec)?;
-    check_valid_finite("kl", &kl, &lens, t)?;
+    check_scores(&scores, lens, spec)?;
+    check_valid_finite("kl", &kl, lens, t)?;
     let mut out = filled("kl", lens.len(), t, 0.0f32)?;
     if t == 0 {
         return Ok(out);
@@ -205,8 +208,8 @@ pub fn assemble_rewards(
             }
         });
     check_outputs(&[("rewards", &out)], t, || {
-        check_scores(&scores, &lens, spec)?;
-        check_valid_finite("kl", &kl, &lens, t)
+        check_scores(&scores, lens, spec)?;
+        check_valid_finite("kl", &kl, lens, t)
     })?;
     Ok(out)
 }

@@ -14,9 +14,14 @@ use crate::{check_lengths, filled, Result, RewardError, MAX_LEN};
 /// length 0 has no segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentSpec {
+    /// `k` slices per response, `ceil(L / k)` tokens each (the paper's split, k = 15).
     Slices(usize),
+    /// A fixed `kappa` tokens per segment.
     TokensPerSegment(usize),
 }
+
+/// [`Schedule::token_segment`] on padding: no segment (the Python API's `-1`).
+pub const NO_SEGMENT: usize = usize::MAX;
 
 impl Default for SegmentSpec {
     fn default() -> Self {
@@ -25,7 +30,8 @@ impl Default for SegmentSpec {
 }
 
 impl SegmentSpec {
-    /// Reject k = 0 or kappa = 0.
+    /// Check the split: `Err` ([`ErrorKind::OutOfRange`](crate::ErrorKind), naming `k`
+    /// or `kappa`) for k = 0 or kappa = 0. Every function taking a `SegmentSpec` calls it.
     pub fn validate(&self) -> Result<()> {
         match *self {
             Self::Slices(0) => Err(RewardError::out_of_range(
@@ -82,15 +88,17 @@ pub struct Schedule {
     pub k: usize,
     /// `[B, K]`: exclusive end (token count) of each scored prefix, increasing, the last
     /// valid one equal to the row's length; padded with 0 after `n_segments[i]` entries.
-    pub prefix_ends: Vec<i64>,
+    pub prefix_ends: Vec<usize>,
     /// `[B]`: number of segments of each row.
-    pub n_segments: Vec<i64>,
-    /// `[B, T]`: segment index of each token, -1 on padding.
-    pub token_segment: Vec<i64>,
+    pub n_segments: Vec<usize>,
+    /// `[B, T]`: segment index of each token, [`NO_SEGMENT`] on padding.
+    pub token_segment: Vec<usize>,
 }
 
-/// Compute the segment schedule of a right-padded batch of width `t`.
-pub fn segment_schedule(lengths: &[i64], t: usize, spec: SegmentSpec) -> Result<Schedule> {
+/// Compute the segment schedule of a right-padded batch of width `t` (`max_len`), with
+/// `lengths[i] <= t` tokens in row `i`. `Err` if `spec` is invalid, `t` exceeds
+/// [`MAX_LEN`] or a length exceeds `t`.
+pub fn segment_schedule(lengths: &[usize], t: usize, spec: SegmentSpec) -> Result<Schedule> {
     spec.validate()?;
     // `t` is the one size here that does not come from an array already in memory:
     // bound it before any arithmetic. Without this, `[0, 2^60]` int64 reached numpy,
@@ -104,9 +112,9 @@ pub fn segment_schedule(lengths: &[i64], t: usize, spec: SegmentSpec) -> Result<
     let lens = check_lengths(lengths, t)?;
     let b = lens.len();
     let k = spec.max_segments(t);
-    let mut prefix_ends = filled("max_len", b, k, 0i64)?;
-    let mut n_segments = filled("lengths", b, 1, 0i64)?;
-    let mut token_segment = filled("max_len", b, t, -1i64)?;
+    let mut prefix_ends = filled("max_len", b, k, 0usize)?;
+    let mut n_segments = filled("lengths", b, 1, 0usize)?;
+    let mut token_segment = filled("max_len", b, t, NO_SEGMENT)?;
     // Rows are `k` and `t` wide: chunking avoids any `i * k` index arithmetic.
     let rows = prefix_ends
         .chunks_mut(k.max(1))
@@ -114,13 +122,13 @@ pub fn segment_schedule(lengths: &[i64], t: usize, spec: SegmentSpec) -> Result<
     for ((&len, n_seg), (ends, segs)) in lens.iter().zip(n_segments.iter_mut()).zip(rows) {
         let kappa = spec.kappa_for(len);
         let n = spec.n_segments(len);
-        *n_seg = n as i64;
+        *n_seg = n;
         for (j, end) in ends[..n].iter_mut().enumerate() {
             // (j + 1) * kappa < len + kappa; saturate rather than wrap for a huge kappa.
-            *end = (j + 1).saturating_mul(kappa).min(len) as i64;
+            *end = (j + 1).saturating_mul(kappa).min(len);
         }
         for (pos, seg) in segs[..len].iter_mut().enumerate() {
-            *seg = (pos / kappa) as i64;
+            *seg = pos / kappa;
         }
     }
     Ok(Schedule {
@@ -149,8 +157,8 @@ mod tests {
         assert!(s.prefix_ends[45..].iter().all(|&e| e == 0));
         assert_eq!(&s.token_segment[32..36], &[0, 0, 1, 1]);
         assert_eq!(s.token_segment[32 + 15], 7);
-        assert_eq!(s.token_segment[32 + 16], -1);
-        assert!(s.token_segment[96..].iter().all(|&x| x == -1));
+        assert_eq!(s.token_segment[32 + 16], NO_SEGMENT);
+        assert!(s.token_segment[96..].iter().all(|&x| x == NO_SEGMENT));
     }
 
     #[test]
@@ -159,7 +167,7 @@ mod tests {
         assert_eq!(s.k, 2);
         assert_eq!(s.prefix_ends, vec![3, 0, 5, 7]);
         assert_eq!(s.n_segments, vec![1, 2]);
-        assert_eq!(&s.token_segment[8..], &[0, 0, 0, 0, 0, 1, 1, -1]);
+        assert_eq!(&s.token_segment[8..], &[0, 0, 0, 0, 0, 1, 1, NO_SEGMENT]);
     }
 
     #[test]
@@ -180,8 +188,6 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         let e = segment_schedule(&[5], 4, SegmentSpec::Slices(3)).unwrap_err();
-        assert_eq!(e.arg, "lengths");
-        let e = segment_schedule(&[-1], 4, SegmentSpec::Slices(3)).unwrap_err();
         assert_eq!(e.arg, "lengths");
         assert_eq!(
             segment_schedule(&[1], 4, SegmentSpec::Slices(0))

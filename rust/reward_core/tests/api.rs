@@ -1,8 +1,11 @@
 //! The public API as another Rust crate sees it: no Python, default features.
 
+use std::borrow::Cow;
+
 use reward_core::{
-    align_prefix_ends, assemble_rewards, chi, gae, ppo_advantages, segment_schedule, whiten,
-    GaeParams, Mat, PpoParams, RewardParams, SegmentSpec, WhitenParams,
+    align_prefix_ends, align_prefix_ends_batch, assemble_rewards, chi, gae, ppo_advantages,
+    segment_schedule, whiten, ErrorKind, GaeParams, Mat, Offsets, PpoParams, RewardParams,
+    SegmentSpec, WhitenParams, NO_SEGMENT,
 };
 
 struct Lcg(u64);
@@ -26,14 +29,14 @@ fn naive(
     k: usize,
     kl: &[f32],
     values: &[f32],
-    lengths: &[i64],
+    lengths: &[usize],
     t: usize,
     p: &PpoParams,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let b = lengths.len();
     let (mut r, mut a, mut ret) = (vec![0.0; b * t], vec![0.0; b * t], vec![0.0; b * t]);
     for i in 0..b {
-        let len = lengths[i] as usize;
+        let len = lengths[i];
         let kappa = p.segments.kappa_for(len);
         let mut cum = 0.0;
         for tok in 0..len {
@@ -68,7 +71,7 @@ fn close(got: &[f32], want: &[f64]) {
 fn fused_matches_naive_loops_for_both_segment_specs() {
     let mut rng = Lcg(42);
     let (b, t) = (11usize, 53usize);
-    let lengths: Vec<i64> = (0..b)
+    let lengths: Vec<usize> = (0..b)
         .map(|i| [0, 1, 53, 52, 15, 16, 30, 2, 7, 45, 31][i])
         .collect();
     for spec in [
@@ -128,7 +131,7 @@ fn fused_matches_naive_loops_for_both_segment_specs() {
 fn results_do_not_depend_on_the_thread_count() {
     let mut rng = Lcg(7);
     let (b, t, k) = (64usize, 97usize, 15usize);
-    let lengths: Vec<i64> = (0..b).map(|_| (rng.next() * 98.0) as i64).collect();
+    let lengths: Vec<usize> = (0..b).map(|_| (rng.next() * 98.0) as usize).collect();
     let (scores, kl, values) = (rng.vec(b * k), rng.vec(b * t), rng.vec(b * t));
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -170,4 +173,56 @@ fn errors_name_the_argument() {
         align_prefix_ends(&[0, 1], &[0, 1], &[2]).unwrap_err().arg,
         "prefix_ends"
     );
+}
+
+#[test]
+fn names_can_be_any_string_with_the_same_messages() {
+    let z = [0.0f32; 4];
+    let e = Mat::new("kl", &z, 2, 4).unwrap_err();
+    assert_eq!(e.to_string(), "kl: has 4 elements but its shape is [2, 4]");
+    for name in [
+        String::from("kl"),
+        format!("k{}", "l"),
+        Cow::<str>::Borrowed("kl").into_owned(),
+    ] {
+        let owned = Mat::new(name, &z, 2, 4).unwrap_err();
+        assert_eq!(owned, e);
+    }
+    let name: Cow<'static, str> = Cow::Owned(format!("layer_{}_kl", 3));
+    let e = Mat::new(name, &z, 2, 4).unwrap_err();
+    assert_eq!(e.arg, "layer_3_kl");
+    assert_eq!(e.kind, ErrorKind::Shape);
+    let e = Offsets::new(String::from("my_offsets"), &[0, 1, 1], 1, 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "my_offsets: has 3 elements but its shape is [1, 1, 2]"
+    );
+}
+
+#[test]
+fn lengths_and_schedule_are_usize() {
+    let lengths: &[usize] = &[3, 0];
+    let s = segment_schedule(lengths, 4, SegmentSpec::Slices(2)).unwrap();
+    let (prefix_ends, n_segments): (&[usize], &[usize]) = (&s.prefix_ends, &s.n_segments);
+    assert_eq!(prefix_ends, &[2, 3, 0, 0]);
+    assert_eq!(n_segments, &[2, 0]);
+    assert_eq!(
+        s.token_segment,
+        vec![0, 0, 1, NO_SEGMENT, NO_SEGMENT, NO_SEGMENT, NO_SEGMENT, NO_SEGMENT]
+    );
+    let e = segment_schedule(&[5], 4, SegmentSpec::Slices(2)).unwrap_err();
+    assert_eq!(e.to_string(), "lengths: lengths[0] = 5 is outside [0, T=4]");
+    // The schedule's prefix ends feed the alignment directly.
+    let pol = [0, 2, 3, 5, 6, 9, 0, 0, 0, 0, 0, 0];
+    let att = [0, 5, 5, 9, 0, 0, 0, 0];
+    let out = align_prefix_ends_batch(
+        Offsets::new("policy_offsets", &pol, 2, 3).unwrap(),
+        lengths,
+        Offsets::new("attribution_offsets", &att, 2, 2).unwrap(),
+        &[2, 0],
+        Mat::new("prefix_ends", prefix_ends, 2, s.k).unwrap(),
+    )
+    .unwrap();
+    let out: Vec<usize> = out;
+    assert_eq!(out, vec![1, 2, 0, 0]);
 }

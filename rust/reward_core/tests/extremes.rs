@@ -48,7 +48,7 @@ fn empty_batch_with_any_max_len_never_overflows() {
 fn non_empty_batch_with_huge_max_len_is_an_error() {
     for spec in specs() {
         for t in HUGE_T {
-            for lengths in [vec![0i64], vec![0, 1, 2], vec![i64::MAX]] {
+            for lengths in [vec![0usize], vec![0, 1, 2], vec![usize::MAX]] {
                 let e = segment_schedule(&lengths, t, spec).unwrap_err();
                 assert!(e.arg == "max_len" || e.arg == "lengths", "{e}");
             }
@@ -61,8 +61,8 @@ fn huge_k_or_kappa_with_real_rows() {
     for spec in specs() {
         let s = segment_schedule(&[5, 0, 3], 5, spec).unwrap();
         assert!(s.k <= 5);
-        for (i, &len) in [5i64, 0, 3].iter().enumerate() {
-            let n = s.n_segments[i] as usize;
+        for (i, &len) in [5usize, 0, 3].iter().enumerate() {
+            let n = s.n_segments[i];
             assert!(n <= s.k);
             if n > 0 {
                 // The last scored prefix is the whole row, whatever k or kappa.
@@ -74,7 +74,7 @@ fn huge_k_or_kappa_with_real_rows() {
 
 #[test]
 fn overflowing_finite_inputs_are_errors_naming_the_output() {
-    let lengths = [3i64, 1];
+    let lengths = [3usize, 1];
     // Each reward and value is finite; their sums over the row are not.
     let big = [3e38f32, 3e38, 3e38, 0.0, -3e38, 0.0, 0.0, 0.0];
     let small = [-3e38f32; 8];

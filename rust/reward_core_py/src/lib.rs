@@ -1,11 +1,16 @@
-//! Thin PyO3 binding (`dareu._reward_core`): numpy in, numpy out, GIL released.
+//! Thin PyO3 binding of the pure-Rust `reward_core` crate: the extension module
+//! `dareu._reward_core`, built by maturin (pyproject.toml). numpy in, numpy out, GIL
+//! released.
 //!
 //! Every entry point validates its inputs before any work and reports a bad input as
-//! `ValueError("{argument}: {what is wrong}")`. The work runs inside
-//! `catch_unwind`, so even a bug cannot unwind into Python: it becomes a
-//! `RuntimeError`. C-contiguous float32 / int64 inputs are read in place; other
-//! layouts and float64 / int32 are converted (one copy). Outputs are Rust vectors
-//! handed to numpy without a copy.
+//! `ValueError("{argument}: {what is wrong}")`: the core's `RewardError`s are mapped to
+//! Python exceptions in one place, `py_err`. The work runs inside `catch_unwind`, so
+//! even a bug cannot unwind into Python: it becomes a `RuntimeError`. C-contiguous
+//! float32 / int64 inputs are read in place; other layouts and float64 / int32 are
+//! converted (one copy). Lengths and prefix ends (numpy int64) are copied into the
+//! `usize` the core takes, a negative one being an error (`counts`). Outputs are Rust
+//! vectors handed to numpy without a copy (the core's `usize` index arrays are turned
+//! into int64 in place, in the same allocation).
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,9 +23,9 @@ use numpy::{
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::{
-    GaeParams, Mat, Offsets, PpoParams, RewardError, RewardParams, SegmentSpec, WhitenParams,
-    CHI_EPS, C_SEG, GAE_LAMBDA, GAMMA, KL_COEF, K_SLICES, WHITEN_EPS,
+use reward_core::{
+    ErrorKind, GaeParams, Mat, Offsets, PpoParams, RewardError, RewardParams, SegmentSpec,
+    WhitenParams, CHI_EPS, C_SEG, GAE_LAMBDA, GAMMA, KL_COEF, K_SLICES, NO_SEGMENT, WHITEN_EPS,
 };
 
 type Array<'py> = Bound<'py, PyArrayDyn<f32>>;
@@ -47,14 +52,62 @@ fn internal_error(payload: &(dyn Any + Send)) -> PyErr {
     ))
 }
 
-/// Run the core computation without the GIL; a `RewardError` becomes `ValueError`
-/// and a panic becomes `RuntimeError`.
+/// The one place where the core's errors become Python exceptions: every kind of bad
+/// input is a `ValueError("{arg}: {msg}")`.
+fn py_err(e: RewardError) -> PyErr {
+    match e.kind {
+        ErrorKind::Shape | ErrorKind::OutOfRange | ErrorKind::NonFinite | ErrorKind::TooLarge => {
+            PyValueError::new_err(e.to_string())
+        }
+        // `ErrorKind` is non-exhaustive: a kind added later is still a bad input.
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// Run the core computation without the GIL; a `RewardError` becomes an exception
+/// ([`py_err`]) and a panic becomes `RuntimeError`.
 fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, RewardError> + Send) -> PyResult<T> {
     match py.detach(move || catch_unwind(AssertUnwindSafe(f))) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(PyValueError::new_err(e.to_string())),
+        Ok(Err(e)) => Err(py_err(e)),
         Err(payload) => Err(internal_error(payload.as_ref())),
     }
+}
+
+/// Counts (lengths, prefix ends) from numpy int64 into the `usize` the core takes: a
+/// copy, so what the core checks is what it uses. A negative entry is an `OutOfRange`
+/// error naming `arg`, worded by `outside(index, value)` as the core words any other
+/// value outside the range (so the message is the one a too-large value gets).
+fn counts(
+    arg: &'static str,
+    v: &[i64],
+    outside: impl Fn(usize, i64) -> String,
+) -> Result<Vec<usize>, RewardError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(v.len()).map_err(|_| {
+        RewardError::too_large(arg, format!("cannot copy an array of {} elements", v.len()))
+    })?;
+    for (i, &x) in v.iter().enumerate() {
+        let n = usize::try_from(x).map_err(|_| RewardError::out_of_range(arg, outside(i, x)))?;
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// Batch lengths `[B]` for a `[B, T]` batch, as the core words a length outside `[0, T]`.
+fn batch_lengths(v: &[i64], t: usize) -> Result<Vec<usize>, RewardError> {
+    counts("lengths", v, |i, l| {
+        format!("lengths[{i}] = {l} is outside [0, T={t}]")
+    })
+}
+
+/// The core's `usize` index arrays as numpy's int64, in place (same size and alignment,
+/// so the collect reuses the allocation). Every value is below `MAX_LEN` (2^32), except
+/// [`NO_SEGMENT`], which is numpy's -1.
+fn to_i64(v: Vec<usize>) -> Vec<i64> {
+    v.into_iter()
+        .map(|x| if x == NO_SEGMENT { -1 } else { x as i64 })
+        .collect()
 }
 
 /// Guard a whole entry point (argument conversion included) against panics.
@@ -267,11 +320,13 @@ fn segment_schedule<'py>(
         let t = usize::try_from(max_len)
             .map_err(|_| bad("max_len", format!("must be >= 0, got {max_len}")))?;
         let l = lens.slice();
-        let s = run(py, || crate::segment_schedule(l, t, spec))?;
+        let s = run(py, || {
+            reward_core::segment_schedule(&batch_lengths(l, t)?, t, spec)
+        })?;
         Ok((
-            out_i64(py, s.prefix_ends, &[s.b, s.k])?,
-            out_i64(py, s.n_segments, &[s.b])?,
-            out_i64(py, s.token_segment, &[s.b, s.t])?,
+            out_i64(py, to_i64(s.prefix_ends), &[s.b, s.k])?,
+            out_i64(py, to_i64(s.n_segments), &[s.b])?,
+            out_i64(py, to_i64(s.token_segment), &[s.b, s.t])?,
         ))
     })
 }
@@ -288,7 +343,7 @@ fn chi<'py>(
     guarded(|| {
         let s = floats("scores", scores, None)?;
         let data = s.slice();
-        let out = run(py, || crate::chi_slice(data, c_seg, eps))?;
+        let out = run(py, || reward_core::chi_slice(data, c_seg, eps))?;
         out_f32(py, out, &s.shape)
     })
 }
@@ -321,7 +376,9 @@ fn assemble_rewards<'py>(
         };
         let shape = [lens.dim(0), kl.dim(1)];
         let (sm, km, l) = (s.mat("scores"), kl.mat("kl"), lens.slice());
-        let out = run(py, || crate::assemble_rewards(sm?, km?, l, spec, &p))?;
+        let out = run(py, || {
+            reward_core::assemble_rewards(sm?, km?, &batch_lengths(l, shape[1])?, spec, &p)
+        })?;
         out_f32(py, out, &shape)
     })
 }
@@ -344,7 +401,9 @@ fn gae<'py>(
         let p = GaeParams { gamma, lam };
         let shape = [lens.dim(0), r.dim(1)];
         let (rm, vm, l) = (r.mat("rewards"), v.mat("values"), lens.slice());
-        let (a, ret) = run(py, || crate::gae(rm?, vm?, l, &p))?;
+        let (a, ret) = run(py, || {
+            reward_core::gae(rm?, vm?, &batch_lengths(l, shape[1])?, &p)
+        })?;
         Ok((out_f32(py, a, &shape)?, out_f32(py, ret, &shape)?))
     })
 }
@@ -368,7 +427,9 @@ fn whiten<'py>(
         };
         let shape = [lens.dim(0), x.dim(1)];
         let (xm, l) = (x.mat("x"), lens.slice());
-        let out = run(py, || crate::whiten(xm?, l, &p))?;
+        let out = run(py, || {
+            reward_core::whiten(xm?, &batch_lengths(l, shape[1])?, &p)
+        })?;
         out_f32(py, out, &shape)
     })
 }
@@ -418,7 +479,10 @@ fn ppo_advantages<'py>(
         let v = floats("values", values, Some(2))?;
         let lens = ints("lengths", lengths, Some(1))?;
         let (sm, km, vm, l) = (s.mat("scores"), kl.mat("kl"), v.mat("values"), lens.slice());
-        let out = run(py, || crate::ppo_advantages(sm?, km?, vm?, l, &params))?;
+        let t = kl.dim(1);
+        let out = run(py, || {
+            reward_core::ppo_advantages(sm?, km?, vm?, &batch_lengths(l, t)?, &params)
+        })?;
         let shape = [out.b, out.t];
         Ok((
             out_f32(py, out.rewards, &shape)?,
@@ -441,8 +505,16 @@ fn align_prefix_ends<'py>(
         let a = offsets("attribution_offsets", attribution_offsets, 2)?;
         let e = ints("prefix_ends", prefix_ends, Some(1))?;
         let (ps, as_, es) = (p.slice(), a.slice(), e.slice());
-        let out = run(py, || crate::align_prefix_ends(ps, as_, es))?;
-        out_i64(py, out, &[e.dim(0)])
+        let n_policy = p.dim(0);
+        let out = run(py, || {
+            let ends = counts("prefix_ends", es, |j, x| {
+                format!(
+                    "row 0, entry {j} = {x} is outside [0, {n_policy}] (the policy token count)"
+                )
+            })?;
+            reward_core::align_prefix_ends(ps, as_, &ends)
+        })?;
+        out_i64(py, to_i64(out), &[e.dim(0)])
     })
 }
 
@@ -465,11 +537,28 @@ fn align_prefix_ends_batch<'py>(
         let shape = [e.dim(0), e.dim(1)];
         let po = Offsets::new("policy_offsets", p.slice(), p.dim(0), p.dim(1));
         let ao = Offsets::new("attribution_offsets", a.slice(), a.dim(0), a.dim(1));
-        let (pls, als, em) = (pl.slice(), al.slice(), e.mat("prefix_ends"));
+        let (pls, als, es) = (pl.slice(), al.slice(), e.slice());
+        let (p_width, a_width) = (p.dim(1), a.dim(1));
         let out = run(py, || {
-            crate::align_prefix_ends_batch(po?, pls, ao?, als, em?)
+            let (po, ao) = (po?, ao?);
+            let pls = counts("policy_lengths", pls, |i, l| {
+                format!("policy_lengths[{i}] = {l} is outside [0, {p_width}]")
+            })?;
+            let als = counts("attribution_lengths", als, |i, l| {
+                format!("attribution_lengths[{i}] = {l} is outside [0, {a_width}]")
+            })?;
+            let k = shape[1].max(1);
+            let ends = counts("prefix_ends", es, |idx, x| {
+                let (row, j) = (idx / k, idx % k);
+                let n_policy = pls.get(row).copied().unwrap_or(0);
+                format!(
+                    "row {row}, entry {j} = {x} is outside [0, {n_policy}] (the policy token count)"
+                )
+            })?;
+            let em = Mat::new("prefix_ends", &ends, shape[0], shape[1])?;
+            reward_core::align_prefix_ends_batch(po, &pls, ao, &als, em)
         })?;
-        out_i64(py, out, &shape)
+        out_i64(py, to_i64(out), &shape)
     })
 }
 
