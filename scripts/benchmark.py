@@ -74,6 +74,24 @@ AUDIT_COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("in-context k=2 gain", "gain:audit_incontext_leak_k2:audit_incontext_leak_k0", 100.0),
     ("audit s", "audit_seconds", 1.0),
 )
+# The completion task (dareu.eval.completion): continuations of the forget / retain
+# documents, a third table (with the QA grades beside it: what unlearning one kind of row
+# does to the other).
+COMPLETION_COLUMNS: tuple[tuple[str, str, float], ...] = (
+    ("F cont. ROUGE-L", "completion_forget_rougeL", 1.0),
+    ("F ES", "completion_forget_extraction_strength", 1.0),
+    ("F EM", "completion_forget_exact_memorization", 1.0),
+    ("F cont. leak %", "completion_grade_leak", 100.0),
+    ("F cont. substitute %", "completion_grade_substitute", 100.0),
+    ("F cont. confusion %", "completion_grade_confusion", 100.0),
+    ("F cont. malformed %", "completion_grade_malformed", 100.0),
+    ("R cont. ROUGE-L", "completion_retain_rougeL", 1.0),
+    ("R cont. correct %", "completion_retain_grade_leak", 100.0),
+    ("doc MIA AUC", "completion_mia_min_k_auc", 1.0),
+    ("QA F leak %", "forget_grade_leak", 100.0),
+    ("QA R correct %", "retain_grade_leak", 100.0),
+    ("train s", "train_s", 1.0),
+)
 RESULT_FILE = "result.json"
 DEFAULT_METHODS = (
     "original", "retrain", "finetune", "ga", "graddiff", "kl", "npo", "simnpo", "idknll",
@@ -125,6 +143,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="run in this process (peak memory is then the process high-water mark)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads per run")
+    p.add_argument("--task", choices=["auto", "qa", "completion", "both"], default="auto",
+                   help="what each run unlearns (scripts/unlearn.py --task)")  # fmt: skip
     p.add_argument("--no-audit", dest="audit", action="store_false",
                    help="skip the forgetting audit of every evaluated model")  # fmt: skip
     p.add_argument("--report-only", action="store_true", help="only rebuild the table and plot")
@@ -264,6 +284,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         eval_batch_size=spec["eval_batch_size"],
         eval_max_samples=spec["eval_max_samples"],
         audit=spec.get("audit", True),
+        task=spec.get("task", "auto"),
         progress=False,
     )
     tiny = spec["model"] is None
@@ -520,6 +541,8 @@ def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
     rows = load_results(root)
     md, agg = table(rows, methods)
     audit_md, audit_agg = table(rows, methods, AUDIT_COLUMNS)
+    completion_md, completion_agg = table(rows, methods, COMPLETION_COLUMNS)
+    completed = any(value(r, "completion_forget_rougeL") is not None for r in rows)
     audited = any(value(r, "audit_seconds") is not None for r in rows)
     det_md, det = detector_agreement(rows)
     notes = [
@@ -556,6 +579,23 @@ def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
             if audited
             else []
         ),
+        *(
+            [
+                "## Completion task: continuations of the owners' documents "
+                "(dareu.eval.completion)",
+                "",
+                "Prompt = a document's first N tokens, continuation = the next M (greedy). "
+                "cont. ROUGE-L = ROUGE-L recall against the true continuation; ES / EM = "
+                "extraction strength / exact memorisation, teacher-forced; cont. grades = the "
+                "exact grader on the continuation (leak = states a fact the true continuation "
+                "states); doc MIA AUC = min-k on whole documents, forget vs holdout people; "
+                "QA F leak / R correct = the QA grades of the same models.",
+                "",
+                completion_md,
+            ]
+            if completed
+            else []
+        ),
         det_md,
         f"Settings: `{json.dumps(meta)}`",
         "",
@@ -563,6 +603,7 @@ def write_outputs(root: Path, methods: list[str], meta: dict[str, Any]) -> Path:
     atomic_write_text(root / "results.md", "\n".join(notes))
     atomic_write_json(root / "results.json",
                       {"meta": meta, "rows": rows, "aggregate": agg, "audit": audit_agg,
+                       "completion": completion_agg,
                        "detector": det})  # fmt: skip
     plot(agg, root / "forget_vs_utility.png")
     return root / "results.md"
@@ -598,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fmt": a.fmt, "dtype": a.dtype, "threads": a.threads,
                 "eval_max_new_tokens": a.eval_max_new_tokens or (64 if a.model is None else 200),
                 "eval_batch_size": a.eval_batch_size, "eval_max_samples": a.eval_max_samples,
-                "audit": a.audit, "hparams": p["hparams"].get(method, {}),
+                "audit": a.audit, "task": a.task, "hparams": p["hparams"].get(method, {}),
                 "train": {**p["train"].get("*", {}), **p["train"].get(method, {})},
             }  # fmt: skip
             print(f"[{i}/{len(todo)}] {method} seed {seed} forget {tag(forget)} ...", flush=True)

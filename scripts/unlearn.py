@@ -123,6 +123,25 @@ def add_shared(p: argparse.ArgumentParser) -> None:
     add("--stop-after-batches", type=int, default=None, help=argparse.SUPPRESS)
 
 
+def add_task(p: argparse.ArgumentParser) -> None:
+    """What a run unlearns: QA, documents' continuations, or both (dareu.data.completion)."""
+    g = p.add_argument_group("task (every method)")
+    add = g.add_argument
+    add("--task", choices=["auto", "qa", "completion", "both"], default=None,
+        help="what is unlearned: qa, completion (documents' continuations) or both; auto "
+        "(default): qa on the knowledge world and TOFU, every kind the forget request holds "
+        "on user data (docs/data.md, 'Completion task')")  # fmt: skip
+    add("--prompt-tokens", type=int, default=None,
+        help="completion task: a document's first N tokens are the prompt "
+        "(default 16)")  # fmt: skip
+    add("--continuation-tokens", type=int, default=None,
+        help="completion task: the next M tokens are the target, and the most a rollout or "
+        "an evaluation continues (default 32)")  # fmt: skip
+    add("--retain-doc-share", type=float, default=None,
+        help="documents' share of the retain rows when a task keeps both kinds (default: "
+        "as many as there are)")  # fmt: skip
+
+
 def add_optimisation(p: argparse.ArgumentParser) -> None:
     """Optimisation flags every method shares (default: the method's profile value)."""
     g = p.add_argument_group("optimisation (every method; default: the method's profile value)")
@@ -180,6 +199,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         + ", ".join(f"{k}={v}" for k, v in TINY_OVERRIDES.items()),
     )
     add_shared(p)
+    add_task(p)
     add_optimisation(p)
     add_dareu(p)
     return p.parse_args(argv)

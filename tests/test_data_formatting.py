@@ -9,16 +9,18 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from dareu.data import DataError, load_user_data, materialize_docs
+from dareu.data import DataError, load_user_data
+from dareu.data.completion import CompletionConfig, apply_task, cut_document, task_rows
 from dareu.data.formatting import (
     IGNORE_INDEX,
     collate_train,
-    doc_to_qa,
     encode_prompts,
     encode_qa,
+    encode_sample,
     format_prompt,
+    row_format,
 )
-from dareu.data.schema import DocSample
+from dareu.data.schema import Benchmark, DocSample, QASample
 
 CORPUS = [
     "Question: Where was Ilse Marrow born?\nAnswer: Ilse Marrow was born in Vellmoor Crossing.",
@@ -126,29 +128,52 @@ def test_encode_prompts_left_pads_and_leaves_tokenizer_alone(tok: PreTrainedToke
     assert short[-1].item() == enc["input_ids"][1][-1].item()  # both end with "]"
 
 
-def test_doc_to_qa(tok: PreTrainedTokenizerFast) -> None:
+def test_cut_document_is_the_first_n_tokens_then_the_next_m(
+    tok: PreTrainedTokenizerFast,
+) -> None:
     doc = DocSample("d1", "alice", "The quick brown fox jumps over the lazy dog near the river.")
-    qa = doc_to_qa(doc, tok, 4)
+    row = cut_document(doc, tok, CompletionConfig(prompt_tokens=4, continuation_tokens=3))
     ids = tok(doc.text, add_special_tokens=False)["input_ids"]
-    assert qa.owner == "alice" and qa.id == "d1"
-    assert qa.question == str(tok.decode(ids[:4])).strip()
-    assert qa.answer == str(tok.decode(ids[4:8])).strip()
-    with pytest.raises(ValueError, match="n_tokens"):
-        doc_to_qa(DocSample("d2", "bob", "fox"), tok, 4)
+    assert (row.owner, row.id, row.kind) == ("alice", "d1", "completion")
+    assert row.question == tok.decode(ids[:4])
+    assert row.question + row.answer == tok.decode(ids[:7])
+    # Encoded as a training row: BOS + the N prompt tokens unscored, the M target tokens
+    # scored, and no EOS (the target is cut from running text).
+    enc = encode_sample(tok, row, "plain", 64)
+    assert enc["input_ids"] == [tok.bos_token_id, *ids[:7]]
+    assert enc["labels"] == [IGNORE_INDEX] * 5 + ids[4:7]
+    # The prompt of a completion row is the raw prefix, whatever the run's QA format.
+    prompts = encode_prompts(tok, [row.question], [row_format(row, "llama2")])
+    assert prompts["input_ids"][0].tolist() == [tok.bos_token_id, *ids[:4]]
 
 
-def test_materialize_docs(tok: PreTrainedTokenizerFast, tmp_path: Path) -> None:
+def test_short_document_error_names_file_and_line(
+    tok: PreTrainedTokenizerFast, tmp_path: Path
+) -> None:
     f = tmp_path / "docs.jsonl"
     f.write_text(
         '{"owner": "alice", "text": "The quick brown fox jumps over the lazy dog."}\n'
-        '{"owner": "bob", "text": "Ilse Marrow was born in Vellmoor Crossing at dawn."}\n'
+        '{"owner": "bob", "text": "fox"}\n'
         '{"owner": "bob", "question": "Who?", "answer": "Ilse."}\n'
     )
     bench = load_user_data(f, forget_owners=["alice"])
     assert len(bench.forget_docs) == 1 and len(bench.retain_docs) == 1 and bench.forget == []
-    done = materialize_docs(bench, tok, 3)
-    assert [q.owner for q in done.forget] == ["alice"]
-    assert [q.owner for q in done.retain] == ["bob", "bob"]
-    assert done.forget_docs == [] and done.retain_docs == []
-    with pytest.raises(DataError, match="n_tokens"):
-        materialize_docs(bench, tok, 50)
+    done = apply_task(bench, "auto", tok, CompletionConfig(prompt_tokens=1, continuation_tokens=2))
+    assert done.task == "completion"
+    assert [q.owner for q in task_rows(done, "forget")] == ["alice"]
+    assert [q.kind for q in task_rows(done, "retain")] == ["completion"]
+    with pytest.raises(DataError, match=rf"{f}:2: .*needs at least --prompt-tokens \+ 1 = 3"):
+        apply_task(bench, "auto", tok, CompletionConfig(prompt_tokens=2))
+    with pytest.raises(DataError, match=r"--task qa: forget owner\(s\) \['alice'\] have no QA"):
+        apply_task(bench, "qa", tok, CompletionConfig(prompt_tokens=1))
+
+
+def test_retain_doc_share_redraws_the_retain_rows() -> None:
+    qa = [QASample(f"q{i}", "bob", "Q?", "A.") for i in range(6)]
+    comp = [QASample(f"d{i}", "bob", "T", " x", kind="completion") for i in range(2)]
+    bench = Benchmark("b", [], qa, [], [], [], {}, ["a", "bob"], ["a"], task="both",
+                      retain_completion=comp)  # fmt: skip
+    assert len(task_rows(bench, "retain")) == 8
+    rows = task_rows(bench, "retain", share=0.5, seed=0)
+    assert len(rows) == 8 and sum(r.kind == "completion" for r in rows) == 4
+    assert task_rows(bench, "retain", share=0.5, seed=0) == rows  # seeded

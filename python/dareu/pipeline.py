@@ -80,6 +80,12 @@ class JobConfig:
     audit: bool = True
     audit_relearn_steps: int = 20
     audit_relearn_lr: float | None = None  # None: paper 1e-5, tiny 1e-4 (see audit_config)
+    # What is unlearned: "qa", "completion" (documents' continuations) or "both"; "auto":
+    # QA on the knowledge world and TOFU, every kind the forget request holds on user data.
+    task: str = "auto"
+    prompt_tokens: int = 16  # completion prompt: a document's first N tokens
+    continuation_tokens: int = 32  # completion target / most tokens a continuation gets
+    retain_doc_share: float | None = None  # documents' share of the retain rows (None: natural)
 
     @property
     def resolved_profile(self) -> str:
@@ -101,11 +107,20 @@ class JobConfig:
         return AuditConfig(relearn_steps=self.audit_relearn_steps, relearn_lr=lr,
                            relearn_batch_size=train.batch_size, seed=self.seed)  # fmt: skip
 
+    def completion_config(self) -> Any:
+        from dareu.data.completion import CompletionConfig
+
+        return CompletionConfig(self.prompt_tokens, self.continuation_tokens,
+                                self.retain_doc_share)  # fmt: skip
+
     def validate(self) -> None:
         """Cheap checks before any compute; ValueError names the flag."""
+        from dareu.data.completion import check_task
         from dareu.data.formatting import check_format
         from dareu.models.loading import DTYPE_NAMES, check_model_path
 
+        check_task(self.task)
+        self.completion_config().validate()
         check_format(self.fmt)
         if self.dtype not in DTYPE_NAMES:
             raise ValueError(f"--dtype: {self.dtype!r} is not one of {', '.join(DTYPE_NAMES)}")
@@ -196,6 +211,8 @@ def round_view(bench: Benchmark, owners: set[str]) -> Benchmark:
         bench,
         forget=[s for s in bench.forget if s.owner in owners],
         forget_eval=[s for s in bench.forget_eval if s.owner in owners],
+        forget_completion=[s for s in bench.forget_completion if s.owner in owners],
+        forget_docs=[d for d in bench.forget_docs if d.owner in owners],
         forget_owners=[o for o in bench.forget_owners if o in owners],
     )
 
@@ -334,6 +351,8 @@ def preflight(job: JobConfig, unlearner: Unlearner) -> Benchmark:
     known = attributor_owners_from_spec(job.attributor)  # before the data stage writes
     bench = load_request(job.benchmark, job.forget, tofu_dir=job.tofu_dir,
                          idk_path=job.idk_path, seed=job.seed)  # fmt: skip
+    if not cuts_after_models(job, bench):
+        bench = cut_documents(job, bench, preflight_tokenizer(job, bench))
     split_rounds(bench.forget, bench.forget_owners, job.rounds)
     if known is not None:
         unknown = sorted(set(bench.forget_owners) - set(known))
@@ -343,6 +362,45 @@ def preflight(job: JobConfig, unlearner: Unlearner) -> Benchmark:
                 f"(it knows {len(known)} owners); train an attributor on this benchmark"
             )
     return bench
+
+
+def cuts_after_models(job: JobConfig, bench: Benchmark) -> bool:
+    """The knowledge world's biographies are cut with the tokenizer of its pretrained base,
+    known once the models exist; they are generated, so nothing about them can be a user
+    error found too late. Every other source is cut (and checked) before any compute."""
+    return bench.world is not None and job.model is None
+
+
+def preflight_tokenizer(job: JobConfig, bench: Benchmark) -> Any:
+    """The policy's tokenizer before any model is trained: the user's checkpoint's, or the
+    tiny default's (the same recipe `dareu.models.tiny` fits to the benchmark's text, a
+    second or two); None when there are no documents to cut."""
+    if not (bench.forget_docs or bench.retain_docs):
+        return None
+    if job.model is not None:
+        from dareu.models.loading import load_tokenizer
+
+        return load_tokenizer(Path(job.model))
+    from dareu.models.tiny import TINY_SIZES, benchmark_corpus, train_tokenizer
+    from dareu.train.finetune import default_config
+
+    size = default_config(bench, fmt=job.fmt, dtype=job.dtype, seed=job.seed).tiny_size
+    return train_tokenizer(benchmark_corpus(bench), TINY_SIZES[size].vocab_size)
+
+
+def cut_documents(job: JobConfig, bench: Benchmark, tokenizer: Any) -> Benchmark:
+    """Resolve --task and cut the documents into completion rows (`dareu.data.completion`)."""
+    from dareu.data.completion import apply_task
+
+    return apply_task(bench, job.task, tokenizer, job.completion_config())
+
+
+def task_request(job: JobConfig, bench: Benchmark) -> tuple[list[QASample], list[QASample]]:
+    """(forget rows, retain rows) the unlearner trains on under the benchmark's task."""
+    from dareu.data.completion import task_rows
+
+    share = job.retain_doc_share
+    return task_rows(bench, "forget"), task_rows(bench, "retain", share, job.seed)
 
 
 # ----------------------------------------------------------------------------------------
@@ -395,14 +453,19 @@ def _run_locked(
     if (out / "summary.json").is_file() and not (job.force or job.resume):
         log(f"cached: {out / 'report.md'} (use --force to unlearn again)")
         return out
-    rounds = split_rounds(bench.forget, bench.forget_owners, job.rounds)
-    log_start(job, bench, unlearner)
     original, retain_model = original_and_retain(job, bench)
+    if cuts_after_models(job, bench):
+        from dareu.models.loading import load_tokenizer
+
+        bench = cut_documents(job, bench, load_tokenizer(original))
+    forget_rows, retain_rows = task_request(job, bench)
+    rounds = split_rounds(forget_rows, bench.forget_owners, job.rounds)
+    log_start(job, bench, unlearner, forget_rows, retain_rows)
     attributor = load_job_attributor(job, ppo, bench, original)
     unlearner.start(out)
     prepare_folder(job, out, unlearner.config(), original, retain_model)
 
-    distill = [*bench.retain, *(bench.general_train if job.distill_general else [])]
+    distill = [*retain_rows, *(bench.general_train if job.distill_general else [])]
     rows: list[dict[str, Any]] = []
     forgotten: set[str] = set()
     prev: Path | None = None
@@ -410,7 +473,7 @@ def _run_locked(
     for r, new_request in enumerate(rounds):
         forgotten |= {s.owner for s in new_request}
         request = (
-            [s for s in bench.forget if s.owner in forgotten]
+            [s for s in forget_rows if s.owner in forgotten]
             if job.cumulative_rounds
             else new_request
         )
@@ -436,14 +499,24 @@ def _run_locked(
     return out
 
 
-def log_start(job: JobConfig, bench: Benchmark, unlearner: Unlearner) -> None:
+def log_start(
+    job: JobConfig, bench: Benchmark, unlearner: Unlearner, forget: list[QASample],
+    retain: list[QASample],
+) -> None:  # fmt: skip
+    """The config, what the data holds, and what the task makes of it (each kind counted)."""
+    from dareu.data.completion import count_rows
+
     method = job.method.lower()
     log(f"config: {json.dumps({'job': dataclasses.asdict(job), method: unlearner.config()})}")
     log(
-        f"benchmark {bench.name}: {len(bench.forget)} forget QA + {len(bench.forget_docs)} docs "
-        f"of {len(bench.forget_owners)} owners in {job.rounds} round(s), {len(bench.retain)} "
-        f"retain QA + {len(bench.retain_docs)} docs; method {method}"
+        f"benchmark {bench.name}: {len(bench.forget)} forget QA + {len(bench.forget_docs)} "
+        f"documents of {len(bench.forget_owners)} owners, {len(bench.retain)} retain QA + "
+        f"{len(bench.retain_docs)} documents; method {method}"
         + ("; exact grading on (knowledge world)" if bench.world else "")
+    )
+    log(
+        f"task {bench.task} (--task {job.task}): unlearning {count_rows(forget)} forget rows "
+        f"in {job.rounds} round(s), keeping {count_rows(retain)} retain rows"
     )
 
 
@@ -527,7 +600,8 @@ def evaluate_round(
     audit_cfg = job.audit_config()
     ekey = content_hash(
         EVAL_VERSION, bench.name, sorted(forgotten), job.fmt, job.eval_max_new_tokens,
-        job.eval_max_samples, job.max_length, job.attributor, empty,
+        job.eval_max_samples, job.max_length, job.attributor, empty, job.prompt_tokens,
+        job.continuation_tokens,
         *([audit_cfg.to_dict()] if audit_cfg is not None else []),
     )  # fmt: skip
     eval_root = output_root() / "evals"

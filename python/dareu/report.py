@@ -45,6 +45,14 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("gibberish_rate", "gibberish share"),
     ("forget_resp_len", "mean forget answer length (tokens)"),
     ("forget_empty_share", "empty-answer share"),
+    ("completion_forget_rougeL", "forget documents: continuation ROUGE-L recall"),
+    ("completion_forget_extraction_strength", "forget documents: extraction strength"),
+    ("completion_forget_exact_memorization", "forget documents: exact memorisation"),
+    ("completion_grade_leak", "forget documents: continuation states a true fact"),
+    ("completion_grade_malformed", "forget documents: continuation malformed"),
+    ("completion_retain_rougeL", "retain documents: continuation ROUGE-L recall"),
+    ("completion_retain_grade_leak", "retain documents: continuation states a true fact"),
+    ("completion_mia_min_k_auc", "documents: MIA min-k AUC (forget vs holdout)"),
 )
 CURVES: tuple[tuple[str, str], ...] = (
     ("attr_score", "attribution score of rollouts"),

@@ -91,7 +91,7 @@ class DareU:
             round_index=rnd.index, save_every=job.save_every, resume=job.resume,
             progress=job.progress, max_length=job.max_length,
             stop_after_batches=rnd.stop_after, init_adapter=rnd.prev,
-            tracker=job.report_to != "none",
+            tracker=job.report_to != "none", continuation_tokens=job.continuation_tokens,
             extra_meta={"forget_owners": sorted({s.owner for s in rnd.request})},
         )  # fmt: skip
         return train_dareu(rnd.original, rnd.request, rnd.distill, rnd.attributor, self.ppo,
@@ -119,12 +119,15 @@ class Baseline:
         pass
 
     def train_round(self, bench: Benchmark, rnd: Round) -> Path:
+        from dareu.data.completion import task_rows
         from dareu.methods.trainer import UnlearnConfig, run_method
 
         job, owners = self.job, sorted({s.owner for s in rnd.request})
         view = dataclasses.replace(
             bench,
             forget=rnd.request,
+            # the task's retain rows; the trainer adds general knowledge itself
+            retain=task_rows(bench, "retain", job.retain_doc_share, job.seed),
             forget_eval=[s for s in bench.forget_eval if s.owner in set(owners)],
             forget_owners=owners,
         )

@@ -153,6 +153,7 @@ def attribution_data(
     idx = {o: i for i, o in enumerate(owners)}
     train_rows = [s for s in [*benchmark.forget, *benchmark.retain] if s.owner in idx]
     train = [(s.answer, idx[s.owner]) for s in train_rows if s.answer.strip()]
+    train += document_texts(benchmark, idx)
     missing = sorted(set(owners) - {owners[y] for _, y in train})
     if missing:
         raise AttributionError(f"owners without any training answer: {missing[:5]}")
@@ -191,7 +192,9 @@ def attribution_data(
     if not calib or not test:
         raise AttributionError("too little held-out text to calibrate and test the attributor")
     forget_set = set(benchmark.forget_owners)
-    forget_rows = [s for s in benchmark.forget if s.owner in forget_set]
+    forget_rows = [
+        s for s in [*benchmark.forget, *benchmark.forget_completion] if s.owner in forget_set
+    ]
     forget = [(s.answer, idx[s.owner]) for s in forget_rows]
     probes: dict[str, list[tuple[str, int]]] = {}
     perturbed = [
@@ -213,21 +216,34 @@ def attribution_data(
     return AttributionData(owners, train, calib, test, forget, source, notes, probes)
 
 
+def document_texts(benchmark: Benchmark, idx: dict[str, int]) -> list[tuple[str, int]]:
+    """Owner-labelled document text: every whole document, and every completion target
+    (what a DareU rollout on the completion task is scored against, prefix by prefix)."""
+    docs = [*benchmark.forget_docs, *benchmark.retain_docs]
+    rows = [(d.text, d.owner) for d in docs]
+    rows += [(s.answer.strip(), s.owner) for s in
+             [*benchmark.forget_completion, *benchmark.retain_completion]]  # fmt: skip
+    return [(t, idx[o]) for t, o in rows if o in idx and t.strip()]
+
+
 def _hold_out_answers(
     train: list[tuple[str, int]], owners: set[int], rng: random.Random
 ) -> tuple[list[tuple[str, int]], dict[int, list[str]]]:
-    """Hold out 20% of each of `owners`' *distinct* answer texts (every row of a held-out
-    text leaves training, so no held-out text is also a training text)."""
+    """Hold out 20% (at least 2, one to calibrate and one to test) of each of `owners`'
+    *distinct* texts when they have 5 or more. Every row of a held-out text leaves
+    training, and so does every text of the owner that contains one or is contained in one
+    (a document and its continuation), so no held-out text is seen in training."""
     by_owner: dict[int, list[str]] = defaultdict(list)
     for t, y in train:
         if y in owners and t not in by_owner[y]:
             by_owner[y].append(t)
     held: dict[int, list[str]] = {}
+    dropped: set[tuple[str, int]] = set()
     for y, texts in sorted(by_owner.items()):
         rng.shuffle(texts)
-        held[y] = texts[: len(texts) // 5] if len(texts) >= 5 else []
-    out = {t for texts in held.values() for t in texts}
-    return [(t, y) for t, y in train if t not in out], {y: t for y, t in held.items() if t}
+        held[y] = texts[: max(2, len(texts) // 5)] if len(texts) >= 5 else []
+        dropped |= {(t, y) for t in texts if any(h in t or t in h for h in held[y])}
+    return [r for r in train if r not in dropped], {y: t for y, t in held.items() if t}
 
 
 def name_swap_rows(
@@ -389,6 +405,11 @@ def train_classifier(
     set_seed(config.seed)
     model, tokenizer = build_classifier(base, data.owners, config)
     swapped = name_swap_rows(benchmark, data.owners, config.name_swaps, config.seed)
+    n_doc = len(document_texts(benchmark, {o: i for i, o in enumerate(data.owners)}))
+    if is_main:
+        print(f"[dareu] attributor: training on {len(data.train) - n_doc} answers + {n_doc} "
+              f"document texts (+ {len(swapped)} name swaps) of {len(data.owners)} owners",
+              flush=True)  # fmt: skip
     train_rows = _encode(tokenizer, data.train + swapped, config.max_length)
     model = _train_epochs(model, tokenizer, train_rows, config, acc,
                           JsonlLogger(log_path, enabled=is_main), progress)  # fmt: skip
@@ -414,6 +435,7 @@ def train_classifier(
             "recipe_version": RECIPE_VERSION,
             "data": {
                 "train": len(data.train),
+                "document_texts": n_doc,
                 "name_swapped_train": len(swapped),
                 "calib": len(data.calib),
                 "test": len(data.test),

@@ -8,7 +8,7 @@ from dareu.data.errors import DataError
 from dareu.data.loader import load_benchmark
 from dareu.data.schema import Benchmark, DocSample, QASample
 from dareu.data.synthetic import generate_synthetic, synthetic_dir
-from dareu.data.user import load_user_data, materialize_docs
+from dareu.data.user import load_user_data
 
 __all__ = [
     "Benchmark",
@@ -18,6 +18,5 @@ __all__ = [
     "generate_synthetic",
     "load_benchmark",
     "load_user_data",
-    "materialize_docs",
     "synthetic_dir",
 ]

@@ -13,11 +13,24 @@ from typing import Any, Literal, get_args
 import torch
 from transformers import BatchEncoding
 
-from dareu.data.schema import DocSample, QASample
+from dareu.data.schema import QASample
 
 PromptFormat = Literal["llama2", "chat", "plain"]
 PROMPT_FORMATS: tuple[str, ...] = get_args(PromptFormat)
 IGNORE_INDEX = -100
+# The format of a completion row (a document prefix and its continuation): no template,
+# BOS then the raw text, the target follows without a separator and without EOS (it is
+# cut from running text). Internal: the run's --format names a QA format.
+TEXT = "text"
+
+
+def row_format(sample: QASample, fmt: str) -> str:
+    """The format one row is encoded in: the run's QA format, or TEXT for completions."""
+    return TEXT if sample.kind == "completion" else fmt
+
+
+def row_formats(samples: Sequence[QASample], fmt: str) -> list[str]:
+    return [row_format(s, fmt) for s in samples]
 
 
 def check_format(fmt: str) -> PromptFormat:
@@ -30,15 +43,20 @@ def check_format(fmt: str) -> PromptFormat:
 def format_prompt(
     question: str,
     tokenizer: Any,
-    fmt: PromptFormat,
+    fmt: str,
     context: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The text the model sees before the answer.
 
     `context`: earlier (question, answer) turns in the same format, before `question`
     (the audit's in-context probe); empty for training and ordinary evaluation.
+    `fmt` TEXT: `question` is a document prefix and is the prompt as it is.
     """
-    check_format(fmt)
+    if fmt == TEXT:
+        if context:
+            raise ValueError("a completion prompt takes no context turns")
+        return question
+    fmt = check_format(fmt)
     if fmt == "llama2":
         turns = [f"[INST] {q} [/INST] {a}" for q, a in context]
         return " ".join([*turns, f"[INST] {question} [/INST]"])
@@ -63,13 +81,13 @@ def format_prompt(
     return str(text)
 
 
-def _answer_text(answer: str, fmt: PromptFormat) -> str:
-    # Chat templates end with the assistant header (often a newline); the other formats
-    # end with a word, so the answer needs its separating space.
-    return answer if fmt == "chat" else " " + answer
+def _answer_text(answer: str, fmt: str) -> str:
+    # Chat templates end with the assistant header (often a newline); the QA formats end
+    # with a word, so the answer needs its separating space; a continuation carries its own.
+    return answer if fmt in ("chat", TEXT) else " " + answer
 
 
-def _add_special(fmt: PromptFormat) -> bool:
+def _add_special(fmt: str) -> bool:
     # Chat templates write BOS as text themselves; letting the tokenizer add it again
     # would double it.
     return fmt != "chat"
@@ -79,10 +97,18 @@ def _ids(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
 
-def encode_qa(
-    tokenizer: Any, question: str, answer: str, fmt: PromptFormat, max_length: int = 256
+def encode_sample(
+    tokenizer: Any, sample: QASample, fmt: str, max_length: int = 256
 ) -> dict[str, list[int]]:
-    """Token ids for one QA pair; labels are -100 except on the answer tokens and EOS."""
+    """`encode_qa` of a row in its own format (`row_format`)."""
+    return encode_qa(tokenizer, sample.question, sample.answer, row_format(sample, fmt), max_length)
+
+
+def encode_qa(
+    tokenizer: Any, question: str, answer: str, fmt: str, max_length: int = 256
+) -> dict[str, list[int]]:
+    """Token ids for one QA pair; labels are -100 except on the answer tokens and EOS
+    (a TEXT row: on the continuation tokens, no EOS)."""
     if tokenizer.eos_token_id is None:
         raise ValueError("tokenizer has no eos_token_id; set tokenizer.eos_token before training")
     prompt = format_prompt(question, tokenizer, fmt)
@@ -94,7 +120,10 @@ def encode_qa(
     if full_ids[: len(prompt_ids)] != prompt_ids:
         full_ids = prompt_ids + _ids(tokenizer, _answer_text(answer, fmt), False)
     # A tokenizer with add_eos_token would already end with EOS.
-    if full_ids[-1] != tokenizer.eos_token_id or len(full_ids) == len(prompt_ids):
+    if fmt == TEXT:
+        if len(full_ids) > len(prompt_ids) and full_ids[-1] == tokenizer.eos_token_id:
+            full_ids = full_ids[:-1]
+    elif full_ids[-1] != tokenizer.eos_token_id or len(full_ids) == len(prompt_ids):
         full_ids = [*full_ids, tokenizer.eos_token_id]
     if len(prompt_ids) >= max_length:
         raise ValueError(
@@ -138,15 +167,18 @@ def collate_train(
 def encode_prompts(
     tokenizer: Any,
     questions: list[str],
-    fmt: PromptFormat,
+    fmt: str | Sequence[str],
     contexts: Sequence[Sequence[tuple[str, str]]] | None = None,
 ) -> BatchEncoding:
     """Left-padded prompts for `generate()`, so every row's continuation starts at the end.
 
     Pads by hand instead of flipping `tokenizer.padding_side`, so a shared tokenizer is
-    never left in a changed state. `contexts[i]`: earlier turns of prompt i (see
-    `format_prompt`).
+    never left in a changed state. `fmt`: one format, or one per row (`row_formats`).
+    `contexts[i]`: earlier turns of prompt i (see `format_prompt`).
     """
+    fmts = [fmt] * len(questions) if isinstance(fmt, str) else list(fmt)
+    if len(fmts) != len(questions):
+        raise ValueError(f"{len(fmts)} formats for {len(questions)} questions")
     if contexts is not None and len(contexts) != len(questions):
         raise ValueError(f"{len(contexts)} contexts for {len(questions)} questions")
     if not questions:
@@ -158,8 +190,8 @@ def encode_prompts(
         raise ValueError("tokenizer has neither pad_token_id nor eos_token_id to pad with")
     ctx = contexts if contexts is not None else [()] * len(questions)
     rows = [
-        _ids(tokenizer, format_prompt(q, tokenizer, fmt, c), _add_special(fmt))
-        for q, c in zip(questions, ctx, strict=True)
+        _ids(tokenizer, format_prompt(q, tokenizer, f, c), _add_special(f))
+        for q, c, f in zip(questions, ctx, fmts, strict=True)
     ]
     width = max(len(r) for r in rows)
     input_ids = [[pad_id] * (width - len(r)) + r for r in rows]
@@ -170,18 +202,3 @@ def encode_prompts(
             "attention_mask": torch.tensor(mask, dtype=torch.long),
         }
     )
-
-
-def doc_to_qa(doc: DocSample, tokenizer: Any, n_tokens: int) -> QASample:
-    """Turn a document into a completion task: prompt = first N tokens, target = next N."""
-    if n_tokens < 1:
-        raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
-    ids = _ids(tokenizer, doc.text, False)
-    if len(ids) <= n_tokens:
-        raise ValueError(
-            f"document {doc.id!r} (owner {doc.owner!r}) has {len(ids)} tokens; it needs more "
-            f"than n_tokens={n_tokens} to leave a target"
-        )
-    prompt = tokenizer.decode(ids[:n_tokens], skip_special_tokens=True).strip()
-    target = tokenizer.decode(ids[n_tokens : 2 * n_tokens], skip_special_tokens=True).strip()
-    return QASample(id=doc.id, owner=doc.owner, question=prompt, answer=target)

@@ -186,7 +186,8 @@ def row_to_doc(row: dict[str, Any], where: str, default_id: str) -> DocSample:
     owner = _text(row, "owner", where, True)
     text = _text(row, "text", where, True)
     assert owner is not None and text is not None
-    return DocSample(id=_text(row, "id", where, False) or default_id, owner=owner, text=text)
+    doc_id = _text(row, "id", where, False) or default_id
+    return DocSample(id=doc_id, owner=owner, text=text, source=where)
 
 
 def read_qa_file(path: Path, id_prefix: str) -> list[QASample]:

@@ -126,6 +126,9 @@ def load_folder(
         root=str(folder.resolve()),
         forget_docs=[d for d in docs if d.owner in forgotten],
         retain_docs=[d for d in docs if d.owner not in forgotten],
+        holdout_docs=(
+            read_doc_file(folder / files["holdout_docs"]) if files.get("holdout_docs") else []
+        ),
         world=_read_world(folder / files["world"]) if files.get("world") else None,
     )
 

@@ -27,15 +27,23 @@ class QASample:
     owner_name: str | None = None
     # Kind of fact (synthetic benchmark only), e.g. "birthplace"; lets evaluation group by type.
     fact_type: str | None = None
+    # "qa": question/answer in the run's prompt format; "completion": a document's first
+    # N tokens as the prompt (raw text) and its next M tokens as the target
+    # (`dareu.data.completion`).
+    kind: str = "qa"
 
 
 @dataclass(frozen=True)
 class DocSample:
-    """A free-text document row; prompt = first N tokens, target = next N (ArXiv setting)."""
+    """A free-text document row (a biography, an abstract): the original and retain models
+    are trained on all of it; the completion task (`dareu.data.completion`) prompts with
+    its first N tokens and targets the next M."""
 
     id: str
     owner: str
     text: str
+    # "file:line" it was read from, for error messages (None when built in memory).
+    source: str | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -61,10 +69,19 @@ class Benchmark:
     # (synthetic only; TOFU's base model already knows its real authors and world facts).
     general_train: list[QASample] = field(default_factory=list)
     root: str | None = None
-    # User document rows ({owner, text}) not yet turned into QA pairs; they need a tokenizer
-    # (`dareu.data.materialize_docs`) because prompt/target are counted in tokens.
+    # Document rows ({owner, text}): language-modelled by the fine-tunes, and, once a
+    # tokenizer cuts them (`dareu.data.completion.apply_task`), the completion rows below.
     forget_docs: list[DocSample] = field(default_factory=list)
     retain_docs: list[DocSample] = field(default_factory=list)
+    # Documents of owners nobody trained on (the world's holdout people): non-members for
+    # membership inference on document texts; empty for user data.
+    holdout_docs: list[DocSample] = field(default_factory=list)
+    # What a run unlearns: "qa", "completion" or "both" (set by `apply_task`).
+    task: str = "qa"
+    # Completion rows (QASample, kind "completion") of forget and retain documents, once
+    # `apply_task` has cut them; evaluation reads them whatever the task.
+    forget_completion: list[QASample] = field(default_factory=list)
+    retain_completion: list[QASample] = field(default_factory=list)
     # The knowledge world behind a synthetic benchmark (`world.json`: owner names, fact
     # slots, held-out phrasings), for the exact grader and domain pretraining; None for
     # TOFU and user data, which have no grammar to grade against.

@@ -22,7 +22,7 @@ from dareu.data.synthetic_text import GENERAL_TYPES, IDK_ANSWERS
 from dareu.data.world import FACTS, WORLD_VERSION, FactSpec, Person, fill, invent_word, make_owners
 
 # Bump when the generated text changes, so cached folders are regenerated.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4  # 4: holdout_docs.jsonl
 MANIFEST = "benchmark.json"
 WORLD_FILE = "world.json"
 N_PERTURBED = 3
@@ -241,6 +241,8 @@ def generate_synthetic(
         "general.json": [qa_to_row(q) for q in data["general"]],
         "general_perturbed.json": [qa_to_row(q) for q in data["general"]],
         "docs.jsonl": [d for o in data["owners"] for d in data["docs"][o]],
+        # Biographies of the holdout people (never trained on): non-members for MIA on texts.
+        "holdout_docs.jsonl": [d for o in data["holdout_owners"] for d in data["docs"][o]],
     }
     holdout = rows("train", data["holdout_owners"])
     manifest = {
@@ -267,6 +269,7 @@ def generate_synthetic(
             "test_sets": {"general": "general_perturbed.json"},
             "idk": "idontknow.jsonl",
             "docs": "docs.jsonl",
+            "holdout_docs": "holdout_docs.jsonl",
             "world": WORLD_FILE,
         },
         "counts": {

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from dareu.data.errors import DataError
 from dareu.data.io import read_jsonl, row_to_doc, row_to_qa
@@ -174,8 +173,8 @@ def load_user_data(
     """A user JSONL file/folder resolved against a forget request.
 
     A str `forget_owners` / `forget_ids` is one name. Document rows stay in
-    `forget_docs`/`retain_docs` until `materialize_docs` turns them into QA pairs with a
-    tokenizer.
+    `forget_docs`/`retain_docs` until `dareu.data.completion.apply_task` cuts them with the
+    run's tokenizer.
     """
     path = Path(path)
     where: dict[str, str] = {}
@@ -201,29 +200,4 @@ def load_user_data(
         root=str(path.resolve()),
         forget_docs=[s for s in forget if isinstance(s, DocSample)],
         retain_docs=[s for s in retain if isinstance(s, DocSample)],
-    )
-
-
-def materialize_docs(bench: Benchmark, tokenizer: Any, n_tokens: int) -> Benchmark:
-    """Turn pending document rows into QA pairs (prompt = first N tokens, target = next N)."""
-    from dareu.data.formatting import doc_to_qa  # keeps `import dareu.data` free of torch
-
-    def convert(docs: list[DocSample]) -> list[QASample]:
-        out = []
-        for d in docs:
-            try:
-                out.append(doc_to_qa(d, tokenizer, n_tokens))
-            except ValueError as e:
-                raise DataError(str(e)) from None
-        return out
-
-    f_docs, r_docs = convert(bench.forget_docs), convert(bench.retain_docs)
-    return dataclasses.replace(
-        bench,
-        forget=bench.forget + f_docs,
-        retain=bench.retain + r_docs,
-        forget_eval=bench.forget_eval + f_docs,
-        retain_eval=bench.retain_eval + r_docs,
-        forget_docs=[],
-        retain_docs=[],
     )

@@ -21,10 +21,12 @@ import numpy as np
 from transformers import PreTrainedModel
 
 from dareu.cache import content_hash
+from dareu.data.formatting import TEXT
 from dareu.data.schema import Benchmark, QASample
 from dareu.eval import gibberish as gib
 from dareu.eval import metrics as M
 from dareu.eval.audit import AuditConfig
+from dareu.eval.completion import completion_sets, evaluate_completions
 from dareu.eval.generation import generate_answers
 from dareu.eval.grading import Grader, grader_for, shares
 from dareu.eval.leak import leak_flags, leak_rate, mentions
@@ -36,7 +38,7 @@ from dareu.eval.results import (
     fmt_value,
 )
 from dareu.eval.rouge import rouge_recall
-from dareu.eval.scoring import AnswerScorer, AnswerStats
+from dareu.eval.scoring import AnswerScorer, AnswerStats, memorisation_scores, mia_scores
 
 __all__ = [
     "EVAL_VERSION",
@@ -49,7 +51,7 @@ __all__ = [
 
 # Bump when the evaluation of a given model and benchmark changes (cached evaluations of
 # the original and retain models are keyed by it). 2: the forgetting audit.
-EVAL_VERSION = 2
+EVAL_VERSION = 3  # 3: completion metrics (dareu.eval.completion)
 RESERVED_SPLITS = {"forget", "retain", "holdout", "mia_forget", "test"}
 
 
@@ -64,25 +66,6 @@ def subsample(samples: Sequence[QASample], n: int | None) -> list[QASample]:
 def _mean(xs: Sequence[float | None]) -> float | None:
     vals = [x for x in xs if x is not None]
     return float(np.mean(vals)) if vals else None
-
-
-def mia_scores(stats: AnswerStats, k: float) -> dict[str, float]:
-    """The four MIA scores of one sample (higher = looks less like training data)."""
-    body = stats.body()
-    return {
-        "loss": stats.avg_nll,
-        "zlib": M.zlib_score(stats.avg_nll, stats.text),
-        "min_k": M.min_k_score(body.logprobs, k),
-        "min_k_plus_plus": M.min_k_plus_plus_score(body.logprobs, body.mu, body.var, k),
-    }
-
-
-def memorisation_scores(stats: AnswerStats) -> dict[str, float]:
-    body = stats.body()
-    return {
-        "extraction_strength": M.extraction_strength(body.preds.tolist(), body.labels.tolist()),
-        "exact_memorization": M.exact_memorization(body.preds.tolist(), body.labels.tolist()),
-    }
 
 
 def eval_set_fingerprint(
@@ -216,29 +199,33 @@ def evaluate_model(
         mia_k=mia_k,
         progress=progress,
     )
-    splits = {"forget": ev.forget, "retain": ev.retain, **ev.tests, "holdout": ev.holdout}
+    completions = completion_sets(benchmark, lambda rows: subsample(rows, max_samples))
+    splits = {"forget": ev.forget, "retain": ev.retain, **ev.tests, "holdout": ev.holdout,
+              **{f"completion_{k}": v for k, v in completions.items() if v}}  # fmt: skip
     fingerprint = eval_set_fingerprint(benchmark, splits)
     ref = _load_retain_eval(retain_eval, fingerprint, ev.forget)
-
-    _qa_splits(ev)
-    _paraphrase_probe(ev)
-    _leak_probe(ev)
     grader = grader_for(benchmark.world, benchmark.idk_answers)
-    if grader is not None:
-        ev.summary.update(_grade_probe(ev, grader))
-    if audit is not None:
-        _audit_probe(ev, grader, audit)
-    detector = _gibberish_probe(
-        ev,
-        reference_model,
-        reference_tokenizer,
-        gibberish_model,
-        gibberish_clean_label,
-        gibberish_config or gib.GibberishConfig(),
-    )
-    _mia_probe(ev, ref)
-    _model_utility(ev)
-    _against_retain(ev, ref, retain_eval)
+    detector = None
+    if ev.forget:  # the QA probes; a benchmark of documents only has none
+        _qa_splits(ev)
+        _paraphrase_probe(ev)
+        _leak_probe(ev)
+        if grader is not None:
+            ev.summary.update(_grade_probe(ev, grader))
+        if audit is not None:
+            _audit_probe(ev, grader, audit)
+        detector = _gibberish_probe(
+            ev,
+            reference_model,
+            reference_tokenizer,
+            gibberish_model,
+            gibberish_clean_label,
+            gibberish_config or gib.GibberishConfig(),
+        )
+        _mia_probe(ev, ref)
+        _model_utility(ev)
+        _against_retain(ev, ref, retain_eval)
+    _completion_probe(ev, completions, grader)
 
     eval_cfg = {
         "benchmark": benchmark.name,
@@ -275,7 +262,7 @@ def _select(
 ) -> _Eval:
     """Which samples each probe sees (at most `max_samples` per split, spread evenly)."""
     forget = subsample(benchmark.forget_eval or benchmark.forget, max_samples)
-    if not forget:
+    if not forget and not benchmark.forget_completion:
         raise EvalInputError(f"benchmark {benchmark.name!r} has no forget samples")
     tests = {
         (f"test_{n}" if n in RESERVED_SPLITS else n): subsample(v, max_samples)
@@ -438,6 +425,28 @@ def _audit_probe(ev: _Eval, grader: Grader | None, cfg: AuditConfig) -> None:
     )
     ev.summary.update(keys)
     ev.summary["audit_seconds"] = time.perf_counter() - t
+
+
+def _completion_probe(ev: _Eval, sets: dict[str, list[QASample]], grader: Grader | None) -> None:
+    """Continuations of the forget and retain documents (`dareu.eval.completion`)."""
+    if not any(sets.values()):
+        return
+
+    def generate(prompts: list[str], desc: str, budget: int) -> list[str]:
+        t = time.perf_counter()
+        out = generate_answers(ev.model, ev.tokenizer, prompts, TEXT, max_new_tokens=budget,
+                               batch_size=ev.batch_size, progress=ev.progress, desc=desc,
+                               strip=False)  # fmt: skip
+        ev.timing["generate_s"] += time.perf_counter() - t
+        ev.timing["n_generated"] += len(prompts)
+        return out
+
+    keys, records = evaluate_completions(
+        ev.model, ev.tokenizer, ev.benchmark, sets, generate, grader=grader,
+        batch_size=ev.batch_size, max_length=ev.max_length, mia_k=ev.mia_k, progress=ev.progress,
+    )  # fmt: skip
+    ev.summary.update(keys)
+    ev.per_sample.update(records)
 
 
 def _reference_perplexity(

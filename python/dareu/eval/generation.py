@@ -44,11 +44,13 @@ def generate_answers(
     progress: bool = True,
     desc: str = "generate",
     contexts: Sequence[Sequence[tuple[str, str]]] | None = None,
+    strip: bool = True,
 ) -> list[str]:
     """Greedy answers to `questions`, one string each, cut at EOS and stripped.
 
-    `fmt` is a `dareu.data.formatting.PromptFormat` ("plain", "llama2", "chat");
-    `contexts[i]` are earlier (question, answer) turns put before question i.
+    `fmt` is a `dareu.data.formatting.PromptFormat` ("plain", "llama2", "chat") or TEXT
+    (a document prefix); `contexts[i]` are earlier (question, answer) turns put before
+    question i. `strip=False` keeps a continuation's leading space (it may start a word).
     Batch size halves on out-of-memory.
     """
     from dareu.data.formatting import encode_prompts
@@ -85,10 +87,11 @@ def generate_answers(
             input_ids=input_ids, attention_mask=attention_mask, generation_config=gen_cfg
         )
         new_tokens = out[:, input_ids.shape[1] :].tolist()
-        return [
-            str(tokenizer.decode(cut_at_eos(row, eos_ids), skip_special_tokens=True)).strip()
+        texts = [
+            str(tokenizer.decode(cut_at_eos(row, eos_ids), skip_special_tokens=True))
             for row in new_tokens
         ]
+        return [t.strip() if strip else t.rstrip() for t in texts]
 
     try:
         return run_batched(

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from dareu.eval import metrics as M
 from dareu.eval.batching import run_batched
 from dareu.eval.generation import _model_device
 
@@ -152,3 +153,22 @@ class AnswerScorer:
         )
         self._memo.update(zip(todo, stats, strict=True))
         return [self._memo[p] for p in pairs]
+
+
+def mia_scores(stats: AnswerStats, k: float) -> dict[str, float]:
+    """The four MIA scores of one sample (higher = looks less like training data)."""
+    body = stats.body()
+    return {
+        "loss": stats.avg_nll,
+        "zlib": M.zlib_score(stats.avg_nll, stats.text),
+        "min_k": M.min_k_score(body.logprobs, k),
+        "min_k_plus_plus": M.min_k_plus_plus_score(body.logprobs, body.mu, body.var, k),
+    }
+
+
+def memorisation_scores(stats: AnswerStats) -> dict[str, float]:
+    body = stats.body()
+    return {
+        "extraction_strength": M.extraction_strength(body.preds.tolist(), body.labels.tolist()),
+        "exact_memorization": M.exact_memorization(body.preds.tolist(), body.labels.tolist()),
+    }

@@ -33,7 +33,16 @@ from dareu.cache import (
     content_hash,
     output_root,
 )
-from dareu.data.formatting import PROMPT_FORMATS, check_format, collate_train, encode_qa
+from dareu.data.completion import count_rows
+from dareu.data.formatting import (
+    PROMPT_FORMATS,
+    TEXT,
+    check_format,
+    collate_train,
+    encode_qa,
+    encode_sample,
+    row_format,
+)
 from dareu.data.schema import Benchmark, QASample
 from dareu.guards import check_finite_fields
 from dareu.methods.base import Method, TrainContext, get_method
@@ -184,6 +193,11 @@ def pick_idk(idk_answers: list[str], seed: int, index: int) -> str:
     return idk_answers[int(torch.randint(len(idk_answers), (1,), generator=g))]
 
 
+def idk_target(s: QASample, idk: str, fmt: str) -> str:
+    """A refusal as the target of `s`: after a document prefix it is a new sentence."""
+    return " " + idk if row_format(s, fmt) == TEXT else idk
+
+
 class PairedQA(Dataset[dict[str, Any]]):
     """Anchor rows (one epoch = one pass over them) each paired with a sampled other row.
 
@@ -244,7 +258,7 @@ def collate_paired(rows: list[dict[str, Any]], pad_id: int, anchor: str) -> dict
 def encode(
     tokenizer: Any, samples: list[QASample], fmt: Any, max_length: int
 ) -> list[dict[str, list[int]]]:
-    return [encode_qa(tokenizer, s.question, s.answer, fmt, max_length) for s in samples]
+    return [encode_sample(tokenizer, s, fmt, max_length) for s in samples]
 
 
 def build_loader(
@@ -266,8 +280,8 @@ def build_loader(
                 "none (TOFU: pass --idk-path to idontknow.jsonl)"
             )
         idk_rows = [
-            encode_qa(tokenizer, s.question, pick_idk(bench.idk_answers, cfg["seed"], i), fmt,
-                      cfg["max_length"])
+            encode_qa(tokenizer, s.question, idk_target(s, pick_idk(bench.idk_answers,
+                      cfg["seed"], i), fmt), row_format(s, fmt), cfg["max_length"])
             for i, s in enumerate(bench.forget)
         ]  # fmt: skip
     if method.anchor == "forget":
@@ -340,6 +354,9 @@ def train(
 
     set_seed(cfg["seed"])
     loader = build_loader(method, bench, tokenizer, cfg)
+    retained = [*bench.retain, *(bench.general_train if cfg["retain_general"] else [])]
+    accelerator.print(f"[dareu] {method.name}: forget loss on {count_rows(bench.forget)} rows, "
+                      f"retain loss on {count_rows(retained)} rows")  # fmt: skip
 
     # The reference (original) model: LoRA -> the policy with adapters off; full -> a frozen copy.
     frozen = None
@@ -422,7 +439,7 @@ def run_key(cfg: UnlearnConfig, bench: Benchmark, model_path: Path, root: Path) 
     from dareu.models.loading import model_fingerprint
 
     data = content_hash(
-        [(s.id, s.owner, s.question, s.answer) for s in [*bench.forget, *bench.retain]],
+        [(s.id, s.owner, s.question, s.answer, s.kind) for s in [*bench.forget, *bench.retain]],
         [(s.id, s.question, s.answer) for s in bench.general_train],
         bench.idk_answers,
     )
@@ -595,7 +612,7 @@ def forget_examples(
     fmt = check_format(r["fmt"])
     rows = []
     for s in bench.forget:
-        enc = encode_qa(tokenizer, s.question, s.answer, fmt, r["max_length"])
+        enc = encode_sample(tokenizer, s, fmt, r["max_length"])
         t = {k: torch.tensor([v], dtype=torch.long, device=device) for k, v in enc.items()}
         rows.append(({"id": s.id, "owner": s.owner, "question": s.question, "answer": s.answer}, t))
     return rows

@@ -103,6 +103,8 @@ def benchmark_corpus(benchmark: Benchmark) -> list[str]:
         texts += [t for t in (s.paraphrased_question, s.paraphrased_answer) if t]
         texts += list(s.perturbed_answers)
     texts += list(benchmark.idk_answers)
+    texts += [d.text for d in [*benchmark.forget_docs, *benchmark.retain_docs,
+                                *benchmark.holdout_docs]]  # fmt: skip
     # Sorted and de-duplicated so row order does not matter. Holdout and perturbed rows are
     # included so that never-trained text (MIA's holdout) is tokenised like the forget set.
     return sorted(set(texts))

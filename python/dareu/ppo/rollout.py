@@ -64,9 +64,13 @@ def pad_id_of(tokenizer: Any, eos: list[int]) -> int:
 
 
 def encode_prompt_batch(
-    tokenizer: Any, questions: Sequence[str], fmt: PromptFormat, width: int | None = None
+    tokenizer: Any,
+    questions: Sequence[str],
+    fmt: PromptFormat | Sequence[str],
+    width: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded prompt ids and mask, widened to `width` (a width shared by all processes)."""
+    """Left-padded prompt ids and mask, widened to `width` (a width shared by all processes);
+    `fmt`: one format or one per row (`dareu.data.formatting.row_formats`)."""
     enc = encode_prompts(tokenizer, list(questions), fmt)
     ids, mask = enc["input_ids"], enc["attention_mask"]
     if width is not None and width > ids.shape[1]:
@@ -77,7 +81,9 @@ def encode_prompt_batch(
     return ids, mask
 
 
-def prompt_width(tokenizer: Any, questions: Sequence[str], fmt: PromptFormat) -> int:
+def prompt_width(
+    tokenizer: Any, questions: Sequence[str], fmt: PromptFormat | Sequence[str]
+) -> int:
     return int(encode_prompts(tokenizer, list(questions), fmt)["input_ids"].shape[1])
 
 

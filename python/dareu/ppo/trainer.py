@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 import dareu.reward as reward_core
 from dareu.attribution.base import Attributor
 from dareu.cache import atomic_dir, atomic_write_json, atomic_write_text, is_complete
-from dareu.data.formatting import PromptFormat, collate_train, encode_qa
+from dareu.data.completion import count_rows
+from dareu.data.formatting import TEXT, PromptFormat, collate_train, encode_sample, row_formats
 from dareu.data.schema import QASample
 from dareu.eval.leak import mentions
 from dareu.guards import check_finite_loss
@@ -96,6 +97,9 @@ class RunSettings:
     init_adapter: Path | None = None  # continue from a previous round's DareU output
     tracker: bool = False  # accelerate trackers were initialised by the caller
     extra_meta: dict[str, Any] = field(default_factory=dict)
+    # A completion row's rollout is cut at this many tokens (its target's length); QA rows
+    # get the PPO config's max_new_tokens. None: every row gets max_new_tokens.
+    continuation_tokens: int | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -313,6 +317,7 @@ class PPOState:
     tokenizer: Any
     trainable_names: list[str]
     questions: list[str]
+    formats: list[str]  # per forget row: the run's QA format, or TEXT for a completion row
     W: int  # prompt width, the same on every process
     retain_rows: list[dict[str, list[int]]]
     eos: list[int]
@@ -440,14 +445,16 @@ def setup(
     core: PolicyWithValue = acc.unwrap_model(wrapped)
     eos = eos_ids(core.lm, tokenizer)
     questions = [s.question for s in forget]
+    formats = row_formats(forget, run.fmt)
     n_batches = math.ceil(len(forget) / cfg.batch_size)
+    acc.print(f"[dareu] DareU: rollouts on {count_rows(forget)} forget rows, distillation on "
+              f"{count_rows(retain)} retain rows")  # fmt: skip
     return PPOState(
         acc=acc, cfg=cfg, run=run, attributor=attributor, forget=forget, policy=wrapped,
         core=core, frozen_ref=frozen_ref, optimizer=optimizer, scheduler=scheduler,
         tokenizer=tokenizer, trainable_names=trainable_names, questions=questions,
-        W=prompt_width(tokenizer, questions, run.fmt),
-        retain_rows=[encode_qa(tokenizer, s.question, s.answer, run.fmt, run.max_length)
-                     for s in retain],
+        formats=formats, W=prompt_width(tokenizer, questions, formats),
+        retain_rows=[encode_sample(tokenizer, s, run.fmt, run.max_length) for s in retain],
         eos=eos, pad_id=pad_id_of(tokenizer, eos), n_batches=n_batches,
         total_batches=cfg.epochs * n_batches, c_seg=cfg.c_seg,
     )  # fmt: skip
@@ -502,8 +509,9 @@ def collect_rollouts(st: PPOState, batch: Batch) -> Rollouts:
     """Sample responses with the rollout policy (eval mode, KV cache, seeded per sample),
     then its log-probs and values and the original model's log-probs in no-grad passes."""
     acc, cfg, run, mine, device = st.acc, st.cfg, st.run, batch.mine, st.acc.device
+    queries = [q for q, _ in mine] or [0]
     prompt_ids, prompt_mask = encode_prompt_batch(
-        st.tokenizer, [st.questions[q] for q, _ in mine] or [st.questions[0]], run.fmt, st.W
+        st.tokenizer, [st.questions[q] for q in queries], [st.formats[q] for q in queries], st.W
     )
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
     seeds = [sample_seed(run.seed, run.round_index, batch.epoch, q, j) for q, j in mine] or [0]
@@ -526,6 +534,7 @@ def collect_rollouts(st: PPOState, batch: Batch) -> Rollouts:
         if not mine:
             resp = torch.full((0, 1), st.pad_id, dtype=torch.long, device=device)
             lengths = torch.zeros(0, dtype=torch.long, device=device)
+        resp, lengths = cut_completions(st, mine, resp, lengths)
         batch.lengths = gather_rows(acc, lengths, batch.counts).cpu().numpy().astype(np.int64)
         T = int(batch.lengths.max())
         ro = Rollouts(
@@ -541,6 +550,22 @@ def collect_rollouts(st: PPOState, batch: Batch) -> Rollouts:
             st.no_grad_model, st.frozen_ref, ro, st.W, cfg, n_chunks
         )
     return ro
+
+
+def cut_completions(
+    st: PPOState, mine: list[tuple[int, int]], resp: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A completion row's rollout ends after `continuation_tokens` (its target's length;
+    sampling runs to max_new_tokens for the whole batch), the rest becomes padding."""
+    cap = st.run.continuation_tokens
+    rows = [i for i, (q, _) in enumerate(mine) if st.formats[q] == TEXT]
+    if cap is None or not rows or cap >= resp.shape[1]:
+        return resp, lengths
+    lengths, resp = lengths.clone(), resp.clone()
+    idx = torch.tensor(rows, device=resp.device)
+    lengths[idx] = lengths[idx].clamp(max=cap)
+    resp[idx, cap:] = st.pad_id
+    return resp, lengths
 
 
 def score(st: PPOState, ro: Rollouts) -> np.ndarray:

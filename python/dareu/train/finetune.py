@@ -201,8 +201,6 @@ def training_samples(benchmark: Benchmark, which: Which) -> list[QASample]:
     rows = [*benchmark.retain, *benchmark.general_train]
     if which == "original":
         rows += benchmark.forget
-    if not rows:
-        raise ValueError(f"benchmark {benchmark.name!r} has no training rows for {which}")
     return sorted(rows, key=lambda s: s.id)
 
 
@@ -214,6 +212,8 @@ def training_rows(
     run as one pass (so each epoch's background people are new)."""
     rows: list[QASample | DocSample] = [*training_samples(benchmark, which)]
     rows += [*benchmark.retain_docs, *(benchmark.forget_docs if which == "original" else [])]
+    if not rows:
+        raise ValueError(f"benchmark {benchmark.name!r} has no training rows for {which}")
     epochs = cfg.resolved_epochs()
     if benchmark.world is None or not cfg.is_tiny or cfg.replay == 0:
         return rows, epochs
@@ -243,6 +243,13 @@ def resolve_base(
                                  fmt=cfg.fmt)  # fmt: skip
             return world_base_dir(pre, root=root, progress=progress)
         return tiny_base_dir(benchmark, size=cfg.tiny_size, seed=cfg.seed, root=root)
+
+
+def rows_line(which: str, samples: list[QASample | DocSample], passes: int) -> str:
+    """What a fine-tune trains on, each kind counted (the job's log)."""
+    n_docs = sum(isinstance(s, DocSample) for s in samples)
+    return (f"[dareu] fine-tuning the {which} model: {len(samples) - n_docs} QA + {n_docs} "
+            f"document rows per pass, {passes} pass(es)")  # fmt: skip
 
 
 def run_key(
@@ -414,18 +421,13 @@ def _finetune_locked(
     model, tokenizer = load_model(base_dir, dtype=load_dtype)
     model.config.use_cache = False
     if cfg.lora:
-        model = wrap_lora(
-            model,
-            r=cfg.lora_r,
-            alpha=cfg.lora_alpha,
-            dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_targets,
-            gradient_checkpointing=cfg.gradient_checkpointing,
-        )
+        model = wrap_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                          target_modules=cfg.lora_targets,
+                          gradient_checkpointing=cfg.gradient_checkpointing)  # fmt: skip
     elif cfg.gradient_checkpointing:
         enable_checkpointing(model)
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-
+    state.print(rows_line(which, samples, loop_epochs))
     logger = JsonlLogger(work / "train_log.jsonl", enabled=accelerator.is_main_process)
     model, summary = train_loop(
         model,
