@@ -117,7 +117,9 @@ def test_user_documents_reach_every_stage(tmp_path: Path, mixed: bool) -> None:
     for key in ("rougeL", "extraction_strength", "exact_memorization"):
         assert 0.0 <= unlearned[f"completion_forget_{key}"] <= 1.0
     assert (unlearned.get("forget_rougeL") is not None) == mixed
-    assert "forget documents: continuation ROUGE-L recall" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "forget documents: continuation ROUGE-L recall" in report
+    assert f"Task: {task}; unlearned {3 if mixed else 0} QA + 4 completion forget rows" in report
     if mixed:  # a baseline on the mixed file: its forget loss sees both kinds
         run, _ = run_job(data, tmp_path / "home", "--method", "npo")
         assert "npo: forget loss on 3 QA + 4 completion rows" in run.stdout

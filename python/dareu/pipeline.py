@@ -493,10 +493,26 @@ def _run_locked(
         state.wait_for_everyone()
     unlearner.finish()
     if state.is_main_process:
+        data = task_counts(bench, forget_rows, retain_rows)
         write_summary(job, out, unlearner.config(), original, retain_model, rows, t_train,
-                      time.perf_counter() - t_start)  # fmt: skip
+                      time.perf_counter() - t_start, data)  # fmt: skip
     state.wait_for_everyone()
     return out
+
+
+def task_counts(bench: Benchmark, forget: list[QASample], retain: list[QASample]) -> dict[str, Any]:
+    """The task and its rows by kind, for summary.json and the report."""
+
+    def kinds(rows: list[QASample]) -> dict[str, int]:
+        n = sum(s.kind == "completion" for s in rows)
+        return {"qa": len(rows) - n, "completion": n}
+
+    return {
+        "task": bench.task,
+        "forget": kinds(forget),
+        "retain": kinds(retain),
+        "documents": {"forget": len(bench.forget_docs), "retain": len(bench.retain_docs)},
+    }
 
 
 def log_start(
@@ -635,6 +651,7 @@ def evaluate_round(
 def write_summary(
     job: JobConfig, out: Path, method_cfg: dict[str, Any], original: Path,
     retain_model: Path | None, rows: list[dict[str, Any]], t_train: float, wall: float,
+    data: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """summary.json and the report (main process)."""
     from dareu.report import write_report
@@ -651,6 +668,7 @@ def write_summary(
         "train_s": round(t_train, 1),
         "wall_s": round(wall, 1),
         "processes": partial_state().num_processes,
+        "data": data,
     }
     write_report(out, summary)
     atomic_write_json(out / "summary.json", summary)

@@ -292,6 +292,13 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
         f"Processes: {summary.get('processes')}, {name} training {summary.get('train_s')} s, "
         f"whole job {summary.get('wall_s')} s\n"
     )
+    data = summary.get("data")
+    if data:
+        f, r = data["forget"], data["retain"]
+        md.append(
+            f"Task: {data['task']}; unlearned {f['qa']} QA + {f['completion']} completion "
+            f"forget rows, kept {r['qa']} QA + {r['completion']} completion retain rows\n"
+        )
     if rows:
         header = ["metric", "original", "retain"] + [
             f"{name} r{row['round']}" if len(rows) > 1 else name for row in rows
