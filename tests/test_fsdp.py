@@ -32,12 +32,22 @@ def test_config_maps_to_fsdp2_like_accelerate_launch(monkeypatch: pytest.MonkeyP
 
     env = fsdp_env()
     assert env["FSDP_VERSION"] == "2"
-    assert env["FSDP_TRANSFORMER_CLS_TO_WRAP"] == "LlamaDecoderLayer"
+    assert "FSDP_TRANSFORMER_CLS_TO_WRAP" not in env  # no architecture in the file
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    plugin = FullyShardedDataParallelPlugin()
-    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
-    assert plugin.transformer_cls_names_to_wrap == ["LlamaDecoderLayer"]
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    # The wrapped blocks come from each model's own _no_split_modules (Accelerate's rule).
+    for model, block in (
+        (LlamaForCausalLM(LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, vocab_size=32)), "LlamaDecoderLayer"),
+        (GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=32)), "GPT2Block"),
+    ):  # fmt: skip
+        plugin = FullyShardedDataParallelPlugin()
+        assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
+        assert plugin.transformer_cls_names_to_wrap is None
+        plugin.set_auto_wrap_policy(model)
+        assert plugin.transformer_cls_names_to_wrap == [block]
 
 
 # name -> PPO config overrides. "uneven": 1 rollout per batch, so one process has none

@@ -85,7 +85,7 @@ class UnlearnConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] | None = None  # None: every Llama linear layer
+    lora_targets: tuple[str, ...] | None = None  # None: PEFT's all-linear
     gradient_checkpointing: bool = False
     dtype: str = "auto"
     merge: str = "auto"  # merge LoRA into the base on save: auto (tiny only) | yes | no
@@ -302,7 +302,7 @@ def build_loader(
 def build_model(method: Method, model_path: Path, cfg: dict[str, Any]) -> tuple[Any, Any]:
     """Load the original model, wrap LoRA if asked, and let the method pick what trains."""
     from dareu.models.loading import load_model
-    from dareu.train.lora import LLAMA_TARGETS, enable_checkpointing, wrap_lora
+    from dareu.train.lora import ALL_LINEAR, enable_checkpointing, wrap_lora
 
     model: Any
     model, tokenizer = load_model(model_path, dtype=cfg["dtype"] if cfg["lora"] else "fp32")
@@ -313,7 +313,7 @@ def build_model(method: Method, model_path: Path, cfg: dict[str, Any]) -> tuple[
             r=cfg["lora_r"],
             alpha=cfg["lora_alpha"],
             dropout=cfg["lora_dropout"],
-            target_modules=tuple(cfg["lora_targets"] or LLAMA_TARGETS),
+            target_modules=tuple(cfg["lora_targets"] or (ALL_LINEAR,)),
             gradient_checkpointing=cfg["gradient_checkpointing"],
         )
     elif cfg["gradient_checkpointing"]:

@@ -104,8 +104,9 @@ class PPOConfig:
         0.0, "LoRA dropout (0 keeps a run independent of the number of processes)"
     )
     lora_targets: str = _f(
-        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-        "comma-separated module names that get adapters",
+        "all-linear",
+        "comma-separated module names that get adapters; all-linear: every linear layer "
+        "but the head, as PEFT resolves it for the architecture",
     )
     gradient_checkpointing: bool = _f(False, "recompute activations in backward (saves memory)")
     forward_batch_size: int = _f(64, "rows per no-grad forward pass (log-probs, values, teacher)")

@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +53,7 @@ from dareu.train.common import (
 )
 from dareu.train.data import qa_loader
 from dareu.train.loop import LoopSettings, run_loop
-from dareu.train.lora import LLAMA_TARGETS, enable_checkpointing, wrap_lora
+from dareu.train.lora import ALL_LINEAR, enable_checkpointing, wrap_lora
 from dareu.train.pretrain import PretrainConfig, world_base_dir
 
 Which = Literal["original", "retain"]
@@ -95,7 +95,7 @@ class FinetuneConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = field(default_factory=lambda: LLAMA_TARGETS)
+    lora_targets: tuple[str, ...] = (ALL_LINEAR,)
     gradient_checkpointing: bool = False
     dtype: str = "auto"  # compute precision; auto = bf16 on capable GPUs, else fp32
     merge: str = "auto"  # merge LoRA into the base on save: auto (tiny only) | yes | no

@@ -9,9 +9,29 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
-# Every linear layer of a Llama block: LoRA on all of them learns facts far better than
-# on attention alone, at the same rank.
+# The default targets: PEFT's own "all-linear", every linear layer of every block (GPT-2's
+# Conv1D included) but the output head, resolved by PEFT for whatever architecture it is
+# given. LoRA on all of them learns facts far better than on attention alone, at the same
+# rank; on a Llama it is exactly these seven projections.
+ALL_LINEAR = "all-linear"
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def resolve_targets(model: Any, target_modules: str | Sequence[str]) -> str | list[str]:
+    """PEFT's "all-linear", or explicit module names checked against the model (so a typo
+    is an error naming the model, not a silent run without adapters)."""
+    targets = [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    if targets == [ALL_LINEAR]:
+        return ALL_LINEAR
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        raise ValueError(
+            f"LoRA target modules {missing} are not in this model "
+            f"({type(model).__name__}); pass --lora-targets with names of its linear layers, "
+            f"or {ALL_LINEAR} (the default)"
+        )
+    return targets
 
 
 def is_peft(model: Any) -> bool:
@@ -46,7 +66,7 @@ def wrap_lora(
     r: int = 8,
     alpha: int = 16,
     dropout: float = 0.0,
-    target_modules: Sequence[str] = LLAMA_TARGETS,
+    target_modules: str | Sequence[str] = ALL_LINEAR,
     gradient_checkpointing: bool = False,
     reentrant: bool = False,
 ) -> PeftModel:
@@ -59,18 +79,11 @@ def wrap_lora(
         raise ValueError(f"LoRA rank r must be >= 1, got {r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"LoRA dropout must be in [0, 1), got {dropout}")
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    missing = [t for t in target_modules if t not in names]
-    if missing:
-        raise ValueError(
-            f"LoRA target modules {missing} are not in this model "
-            f"({type(model).__name__}); pass --lora-targets with names of its linear layers"
-        )
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=list(target_modules),
+        target_modules=resolve_targets(model, target_modules),
         bias="none",
         task_type="CAUSAL_LM",
     )
