@@ -114,3 +114,22 @@ def test_summary_covers_all_configs() -> None:
     assert counts["full"] == 4000 and counts["holdout10"] == 400
     assert counts["real_authors"] == 100 and counts["world_facts_perturbed"] == 117
     assert counts["retain99"] == 3960 and counts["forget05_perturbed"] == 200
+
+
+def test_tofu_subset_keeps_the_request_and_n_retain_authors() -> None:
+    from dareu.data.loader import load_request
+
+    sub = load_request(str(TOFU_DIR), "forget01", tofu_authors=12, seed=3)
+    assert sub.name == "tofu-forget01-a12-s3"
+    assert sub.forget_owners == ["author-198", "author-199"] and len(sub.forget) == 40
+    retained = sorted({q.owner for q in sub.retain})
+    assert len(retained) == 12 and len(sub.retain) == 12 * 20
+    assert set(sub.owners) == set(retained) | set(sub.forget_owners)
+    # retain_perturbed's authors come first, so the retain evaluation keeps rows
+    assert len(sub.retain_eval) == 12 * 20
+    again = load_request(str(TOFU_DIR), "forget01", tofu_authors=12, seed=3)
+    assert sorted({q.owner for q in again.retain}) == retained
+    other = load_request(str(TOFU_DIR), "forget01", tofu_authors=12, seed=4)
+    assert sorted({q.owner for q in other.retain}) != retained
+    with pytest.raises(DataError, match="--tofu-authors: must be between 1 and 198"):
+        load_request(str(TOFU_DIR), "forget01", tofu_authors=500)

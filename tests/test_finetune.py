@@ -320,3 +320,41 @@ def test_tofu_forget10_tiny_few_steps(tmp_path: Path) -> None:
     assert ensure_finetuned(forget05, "retain", with_base, root=tmp_path, progress=False) != (
         ensure_finetuned(bench, "retain", with_base, root=tmp_path, progress=False)
     )
+
+
+@pytest.mark.slow
+def test_main_job_kill_during_original_finetune_then_resume(tmp_path: Path) -> None:
+    """--save-every reaches the fine-tune inside the job: a SIGKILL after its first
+    checkpoint, then --resume, continues that fine-tune from the checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_completion_task import write_docs
+
+    data = write_docs(tmp_path / "data.jsonl", qa=True)
+    home = tmp_path / "home"
+    env = {**os.environ, "DAREU_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "unlearn.py"),
+            "--benchmark", str(data), "--forget", "alice", "--save-every", "3", "--no-evaluate",
+            "--batch-size", "4", "--ppo-steps", "1", "--epochs", "1", "--samples-per-query", "1",
+            "--max-new-tokens", "8", "--prompt-tokens", "8", "--continuation-tokens", "8",
+            "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 600
+    while not list(home.glob("work/original-*/checkpoints/step-*")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no fine-tune checkpoint appeared"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not list(home.glob("models/original-*"))  # killed before the model was saved
+    run = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True,
+                         timeout=900)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "resumed from" in run.stdout and "finetune original: " in run.stdout
+    assert ", resuming at step " in run.stdout
+    assert list(home.glob("models/original-*"))

@@ -86,6 +86,9 @@ class JobConfig:
     prompt_tokens: int = 16  # completion prompt: a document's first N tokens
     continuation_tokens: int = 32  # completion target / most tokens a continuation gets
     retain_doc_share: float | None = None  # documents' share of the retain rows (None: natural)
+    # TOFU only: keep the forget authors and this many retain authors (drawn with the seed),
+    # so a small machine can run the whole job (None: every author).
+    tofu_authors: int | None = None
 
     @property
     def resolved_profile(self) -> str:
@@ -350,7 +353,8 @@ def preflight(job: JobConfig, unlearner: Unlearner) -> Benchmark:
 
     known = attributor_owners_from_spec(job.attributor)  # before the data stage writes
     bench = load_request(job.benchmark, job.forget, tofu_dir=job.tofu_dir,
-                         idk_path=job.idk_path, seed=job.seed)  # fmt: skip
+                         idk_path=job.idk_path, seed=job.seed,
+                         tofu_authors=job.tofu_authors)  # fmt: skip
     if not cuts_after_models(job, bench):
         bench = cut_documents(job, bench, preflight_tokenizer(job, bench))
     split_rounds(bench.forget, bench.forget_owners, job.rounds)
@@ -543,16 +547,19 @@ def original_and_retain(job: JobConfig, bench: Benchmark) -> tuple[Path, Path | 
 
     ft_cfg = default_config(bench, fmt=job.fmt, dtype=job.dtype, seed=job.seed,
                             pretrain_people=job.pretrain_people)  # fmt: skip
+    # --save-every / --resume reach the fine-tunes (their unit: optimizer steps)
+    stage: dict[str, Any] = {"progress": job.progress, "resume": job.resume,
+                             "save_every": job.save_every}  # fmt: skip
     original = (
         Path(job.model).resolve()
         if job.model is not None
-        else ensure_finetuned(bench, "original", ft_cfg, progress=job.progress)
+        else ensure_finetuned(bench, "original", ft_cfg, **stage)
     )
     retain_model: Path | None = None
     if job.retain_model is not None:
         retain_model = Path(job.retain_model).resolve()
     elif job.is_default_model:
-        retain_model = ensure_finetuned(bench, "retain", ft_cfg, progress=job.progress)
+        retain_model = ensure_finetuned(bench, "retain", ft_cfg, **stage)
     log(f"original model: {original}")
     log(f"retain model:   {retain_model}")
     return original, retain_model

@@ -10,7 +10,7 @@ from dareu.data.errors import DataError
 from dareu.data.io import read_doc_file, read_qa_file
 from dareu.data.schema import Benchmark, QASample
 from dareu.data.synthetic import MANIFEST, synthetic_dir
-from dareu.data.tofu import FORGET_SPLITS, is_tofu_dir, load_tofu, read_idk
+from dareu.data.tofu import FORGET_SPLITS, is_tofu_dir, load_tofu, read_idk, tofu_subset
 from dareu.data.user import load_user_data, read_user_rows, split_forget
 
 
@@ -29,15 +29,22 @@ def load_request(
     tofu_dir: str | None = None,
     idk_path: str | None = None,
     seed: int = 0,
+    tofu_authors: int | None = None,
 ) -> Benchmark:
-    """The benchmark of a job or a method run, from its CLI-level settings (one place)."""
-    return load_benchmark(
+    """The benchmark of a job or a method run, from its CLI-level settings (one place).
+    `tofu_authors`: keep the forget authors and this many retain authors (TOFU only)."""
+    bench = load_benchmark(
         source,
         forget=parse_forget(forget),
         tofu_dir=Path(tofu_dir) if tofu_dir else None,
         idk_path=Path(idk_path) if idk_path else None,
         seed=seed,  # the embedded world draws its owners with the run's seed
     )
+    if tofu_authors is None:
+        return bench
+    if not bench.name.startswith("tofu-"):
+        raise DataError(f"--tofu-authors applies to TOFU only, not to {source!r}")
+    return tofu_subset(bench, tofu_authors, seed)
 
 
 def _as_list(forget: str | list[str] | None) -> list[str] | None:

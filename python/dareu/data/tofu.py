@@ -8,6 +8,7 @@ silently mislabelling owners.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,31 @@ def _idk(tofu_dir: Path | None, idk_path: Path | None) -> list[str]:
 def summarize_tofu(tofu_dir: Path | None = None) -> dict[str, int]:
     """Row count of every TOFU config (a quick integrity check of a folder)."""
     return {name: len(read_tofu_config(name, tofu_dir)) for name in TOFU_CONFIGS}
+
+
+def tofu_subset(bench: Benchmark, retain_authors: int, seed: int = 0) -> Benchmark:
+    """The forget request's authors plus `retain_authors` retain authors drawn with `seed`
+    (retain_perturbed's authors first, so the retain evaluation keeps its rows): a TOFU job
+    a small CPU finishes. The kept authors are listed in the benchmark's name and owners."""
+    import random
+
+    retain_owners = list(dict.fromkeys(q.owner for q in bench.retain))
+    if not 1 <= retain_authors <= len(retain_owners):
+        raise DataError(
+            f"--tofu-authors: must be between 1 and {len(retain_owners)} (the retain authors "
+            f"of {bench.name}), got {retain_authors}"
+        )
+    rng = random.Random(f"tofu-subset-{seed}")
+    evaluated = list(dict.fromkeys(q.owner for q in bench.retain_eval if q.owner in retain_owners))
+    rest = [o for o in retain_owners if o not in set(evaluated)]
+    rng.shuffle(evaluated)
+    rng.shuffle(rest)
+    kept = set((evaluated + rest)[:retain_authors])
+    keep = set(bench.forget_owners) | kept
+    return dataclasses.replace(
+        bench,
+        name=f"{bench.name}-a{retain_authors}-s{seed}",
+        retain=[q for q in bench.retain if q.owner in kept],
+        retain_eval=[q for q in bench.retain_eval if q.owner in kept],
+        owners=[o for o in bench.owners if o in keep],
+    )

@@ -89,6 +89,8 @@ def run_loop(
     bar = tqdm(total=s.total, initial=step, desc=s.desc, dynamic_ncols=True,
                disable=not (s.progress and accelerator.is_local_main_process))  # fmt: skip
     result = LoopResult(s.total, int(ckpt.name.split("-")[-1]) if ckpt else 0, None, {})
+    accelerator.print(f"[dareu] {s.desc}: {s.total} optimizer steps" +
+                      (f", resuming at step {step}" if step else ""))  # fmt: skip
     t0, pos = time.perf_counter(), LoopPosition(epoch=start_epoch, step=step)
     sums: dict[str, float] = {}
     model.train()
@@ -121,6 +123,8 @@ def run_loop(
                           "lr": scheduler.get_last_lr()[0], **record})  # fmt: skip
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}", epoch=pos.epoch)
+            if pos.step - step == PACE_STEPS and s.total - pos.step > PACE_STEPS:
+                _print_estimate(accelerator, s, pos.step - step, time.perf_counter() - t0)
             _maybe_checkpoint(model, optimizer, scheduler, accelerator, pos, s, bar)
             if pos.step >= s.total:
                 break
@@ -128,6 +132,18 @@ def run_loop(
     bar.close()
     result.train_time_s = round(time.perf_counter() - t0, 2)
     return result
+
+
+# Steps timed before a long loop prints how long the rest will take.
+PACE_STEPS = 10
+
+
+def _print_estimate(acc: Accelerator, s: LoopSettings, done: int, seconds: float) -> None:
+    """The remaining time at the pace of the first steps (a long stage says what it costs
+    before most of it has run)."""
+    left = (s.total - done) * seconds / done
+    acc.print(f"[dareu] {s.desc}: about {left / 60:.1f} min left for {s.total - done} steps "
+              f"(at {seconds / done:.2f} s/step over the first {done})")  # fmt: skip
 
 
 def _step_record(sums: dict[str, float], n_micro: int, acc: Accelerator) -> dict[str, float]:
