@@ -146,8 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tempfile.mkdtemp(prefix="bench_ppo_"))
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tmp / "rev"),
                         a.compare], check=True, capture_output=True)  # fmt: skip
-        for so in (REPO / "python" / "dareu").glob("_reward_core*.so"):
-            shutil.copy(so, tmp / "rev" / "python" / "dareu" / so.name)
+        rev_pkg = tmp / "rev" / "python" / "dareu"
+        if not (rev_pkg / "_reward_core.py").is_file():
+            # A revision from before the core became its own wheel loads the compiled
+            # module from its package folder: give it the installed one.
+            import dareu_reward_core._reward_core as core
+
+            shutil.copy(str(core.__file__), rev_pkg / Path(str(core.__file__)).name)
         codes[a.compare] = tmp / "rev"
     try:
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in codes}

@@ -2,7 +2,7 @@
 
     python scripts/compare_runs.py runs/eval/a runs/eval/b ... [--metrics a,b] [--out t.md]
 
-Same as `python scripts/evaluate.py compare ...`.
+Same as `dareu compare ...` and `dareu evaluate compare ...` (code: dareu.eval.compare).
 """
 
 from __future__ import annotations

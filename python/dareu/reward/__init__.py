@@ -1,7 +1,8 @@
 """The DareU reward: de-attribution rewards, advantages and returns for PPO.
 
-These are the Rust core's functions (`dareu._reward_core`, built by `pip install .`
-or `maturin develop --release`). Layout: right-padded `[B, T]` arrays plus per-row
+These are the Rust core's functions, from the torch-free distribution `dareu-reward-core`
+(`dareu_reward_core`, also importable as `dareu._reward_core`; built by `make install` or
+`pip install ./rust/reward_core_py`). Layout: right-padded `[B, T]` arrays plus per-row
 response lengths `[B]`; float32 in and out (float64 accepted and converted), int64
 for lengths and positions. See docs/reward_core.md for formulas and edge cases.
 
@@ -31,8 +32,9 @@ try:
     )
 except ImportError as err:  # pragma: no cover - depends on the build
     raise ImportError(
-        "dareu._reward_core (the compiled Rust reward core) is missing or broken: "
-        "build it with `pip install .` (or `maturin develop --release`) from the repo root. "
+        "dareu._reward_core (the compiled Rust reward core, distribution dareu-reward-core) "
+        "is missing or broken: build it with `pip install ./rust/reward_core_py` (or "
+        "`make install`) from the repo root, or install a dareu_reward_core wheel. "
         f"Original error: {err}"
     ) from err
 

@@ -1,6 +1,7 @@
 //! Thin PyO3 binding of the pure-Rust `reward_core` crate: the extension module
-//! `dareu._reward_core`, built by maturin (pyproject.toml). numpy in, numpy out, GIL
-//! released.
+//! `dareu_reward_core._reward_core` of the torch-free distribution `dareu-reward-core`,
+//! built by maturin (rust/reward_core_py/pyproject.toml; `dareu._reward_core` is the same
+//! module under DareU's name). numpy in, numpy out, GIL released.
 //!
 //! Every entry point validates its inputs before any work and reports a bad input as
 //! `ValueError("{argument}: {what is wrong}")`: the core's `RewardError`s are mapped to
@@ -47,7 +48,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 fn internal_error(payload: &(dyn Any + Send)) -> PyErr {
     PyRuntimeError::new_err(format!(
-        "dareu._reward_core internal error (a bug; please report it): {}",
+        "dareu_reward_core internal error (a bug; please report it): {}",
         panic_message(payload)
     ))
 }
@@ -295,13 +296,13 @@ fn spec(k: Option<i64>, kappa: Option<i64>) -> PyResult<SegmentSpec> {
 fn out_f32<'py>(py: Python<'py>, v: Vec<f32>, shape: &[usize]) -> PyResult<Array<'py>> {
     ArrayD::from_shape_vec(IxDyn(shape), v)
         .map(|a| a.into_pyarray(py))
-        .map_err(|e| PyRuntimeError::new_err(format!("dareu._reward_core internal error: {e}")))
+        .map_err(|e| PyRuntimeError::new_err(format!("dareu_reward_core internal error: {e}")))
 }
 
 fn out_i64<'py>(py: Python<'py>, v: Vec<i64>, shape: &[usize]) -> PyResult<IntArray<'py>> {
     ArrayD::from_shape_vec(IxDyn(shape), v)
         .map(|a| a.into_pyarray(py))
-        .map_err(|e| PyRuntimeError::new_err(format!("dareu._reward_core internal error: {e}")))
+        .map_err(|e| PyRuntimeError::new_err(format!("dareu_reward_core internal error: {e}")))
 }
 
 /// Segment schedule: (prefix_ends [B, K], n_segments [B], token_segment [B, max_len]).

@@ -1,4 +1,5 @@
-"""Type stubs of the compiled reward core (rust/reward_core_py, over rust/reward_core)."""
+"""Type stubs of the compiled reward core `dareu_reward_core._reward_core` (rust/reward_core_py,
+over rust/reward_core); `dareu._reward_core` is the same module."""
 
 import numpy as np
 from numpy.typing import NDArray
