@@ -13,45 +13,14 @@ for lengths and positions. See docs/reward_core.md for formulas and edge cases.
 from __future__ import annotations
 
 try:
-    from dareu._reward_core import (
-        C_SEG,
-        CHI_EPS,
-        GAE_LAMBDA,
-        GAMMA,
-        K_SLICES,
-        KL_COEF,
-        WHITEN_EPS,
-        align_prefix_ends,
-        align_prefix_ends_batch,
-        assemble_rewards,
-        chi,
-        gae,
-        ppo_advantages,
-        segment_schedule,
-        whiten,
-    )
-except ImportError as err:  # pragma: no cover - depends on the build
+    from dareu_reward_core import *  # noqa: F403 - the core's API, defined once there
+    from dareu_reward_core import __all__ as _core_names
+except ImportError as err:  # pragma: no cover - depends on the install
     raise ImportError(
-        "dareu._reward_core (the compiled Rust reward core, distribution dareu-reward-core) "
+        "dareu_reward_core (the compiled Rust reward core, distribution dareu-reward-core) "
         "is missing or broken: build it with `pip install ./rust/reward_core_py` (or "
         "`make install`) from the repo root, or install a dareu_reward_core wheel. "
         f"Original error: {err}"
     ) from err
 
-__all__ = [
-    "CHI_EPS",
-    "C_SEG",
-    "GAE_LAMBDA",
-    "GAMMA",
-    "KL_COEF",
-    "K_SLICES",
-    "WHITEN_EPS",
-    "align_prefix_ends",
-    "align_prefix_ends_batch",
-    "assemble_rewards",
-    "chi",
-    "gae",
-    "ppo_advantages",
-    "segment_schedule",
-    "whiten",
-]
+__all__ = [name for name in _core_names if name != "__version__"]
