@@ -110,6 +110,12 @@ class PPOConfig:
     )
     gradient_checkpointing: bool = _f(False, "recompute activations in backward (saves memory)")
     forward_batch_size: int = _f(64, "rows per no-grad forward pass (log-probs, values, teacher)")
+    teacher_cache_mb: int = _f(
+        2048,
+        "keep the original model's log-probs on each retain row's answer tokens after their "
+        "first use (it never changes), if all of them fit in this many MB; 0 recomputes "
+        "them at every PPO step (always so under FSDP/ZeRO-3, where the pass is collective)",
+    )
 
     def validate(self) -> None:
         """Reject impossible settings before any model is loaded (ValueError names the flag)."""

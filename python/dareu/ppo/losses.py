@@ -98,7 +98,17 @@ def distill_loss(
     the answer tokens (teacher forcing on the ground-truth retain answer). Forward KL is
     mass-covering: the policy must keep putting probability wherever the original did.
     """
-    logq = F.log_softmax(logits.float(), dim=-1)
-    logp = F.log_softmax(teacher_logits.float(), dim=-1)
-    kl = (logp.exp() * (logp - logq)).sum(dim=-1)
-    return masked_sum(kl, label_mask.float()) / denom
+    mask = label_mask.bool()
+    teacher_logp = F.log_softmax(teacher_logits.float()[mask], dim=-1)
+    return distill_from_teacher(logits, teacher_logp, mask, denom)
+
+
+def distill_from_teacher(
+    logits: torch.Tensor, teacher_logp: torch.Tensor, label_mask: torch.Tensor, denom: float
+) -> torch.Tensor:
+    """`distill_loss` with the teacher given as log-probs `[N, V]` at the N masked positions
+    in row-major order (what the PPO loop caches once per retain row: the original model
+    never changes, so recomputing it at every step is waste)."""
+    logq = F.log_softmax(logits.float()[label_mask.bool()], dim=-1)
+    kl = (teacher_logp.exp() * (teacher_logp - logq)).sum(dim=-1)
+    return kl.sum() / denom

@@ -50,7 +50,14 @@ from dareu.ppo.distributed import (
     placeholder_rollouts,
     split_counts,
 )
-from dareu.ppo.losses import distill_loss, kl_estimate, policy_loss, token_weights, value_loss
+from dareu.ppo.losses import (
+    distill_from_teacher,
+    distill_loss,
+    kl_estimate,
+    policy_loss,
+    token_weights,
+    value_loss,
+)
 from dareu.ppo.rollout import (
     Rollouts,
     encode_prompt_batch,
@@ -327,6 +334,8 @@ class PPOState:
     c_seg: float
     batches_done: int = 0
     snapshot: dict[str, torch.Tensor] | None = None  # rollout policy of rollout_refresh=epoch
+    # retain row -> the original model's log-probs [answer tokens, V] (None: not cached)
+    teacher_cache: dict[int, torch.Tensor] | None = None
 
     @property
     def sharded(self) -> bool:
@@ -446,6 +455,7 @@ def setup(
     eos = eos_ids(core.lm, tokenizer)
     questions = [s.question for s in forget]
     formats = row_formats(forget, run.fmt)
+    retain_rows = [encode_sample(tokenizer, s, run.fmt, run.max_length) for s in retain]
     n_batches = math.ceil(len(forget) / cfg.batch_size)
     acc.print(f"[dareu] DareU: rollouts on {count_rows(forget)} forget rows, distillation on "
               f"{count_rows(retain)} retain rows")  # fmt: skip
@@ -454,8 +464,9 @@ def setup(
         core=core, frozen_ref=frozen_ref, optimizer=optimizer, scheduler=scheduler,
         tokenizer=tokenizer, trainable_names=trainable_names, questions=questions,
         formats=formats, W=prompt_width(tokenizer, questions, formats),
-        retain_rows=[encode_sample(tokenizer, s, run.fmt, run.max_length) for s in retain],
+        retain_rows=retain_rows,
         eos=eos, pad_id=pad_id_of(tokenizer, eos), n_batches=n_batches,
+        teacher_cache=new_teacher_cache(retain_rows, core, cfg, acc),
         total_batches=cfg.epochs * n_batches, c_seg=cfg.c_seg,
     )  # fmt: skip
 
@@ -906,11 +917,16 @@ def ppo_step(
     if ret_batch is not None and sr.dis_denom > 0:
         r_in = {"input_ids": ids[n_roll:, :r_width], "attention_mask": att[n_roll:, :r_width],
                 "position_ids": pos[n_roll:, :r_width]}  # fmt: skip
-        with torch.no_grad():
-            t_logits = teacher_logits(st, r_in)
         labels = pad_right(ret_batch["labels"].to(device), ids.shape[1], -100)
-        dis = distill_loss(logits[n_roll:, : r_width - 1], t_logits[:, :-1],
-                           labels[:, 1:] != -100, sr.dis_denom)  # fmt: skip
+        mask = labels[:, 1:r_width] != -100
+        if st.teacher_cache is not None:
+            t_logp = cached_teacher(st, sr.my_dis)
+            dis = distill_from_teacher(logits[n_roll:, : r_width - 1], t_logp, mask, sr.dis_denom)
+        else:
+            with torch.no_grad():
+                t_logits = teacher_logits(st, r_in)
+            dis = distill_loss(logits[n_roll:, : r_width - 1], t_logits[:, :-1], mask,
+                               sr.dis_denom)  # fmt: skip
         loss = loss + cfg.lambda_dis * dis
     elif st.sharded and st.frozen_ref is None and sr.dis_idx:
         with torch.no_grad():  # join the other processes' teacher pass (a collective)
@@ -943,6 +959,42 @@ def joint_inputs(
     r_att = pad_right(ret_batch["attention_mask"].to(device), width, 0)
     r_pos = (r_att.long().cumsum(1) - 1).clamp(min=0)
     return torch.cat([ids, r_ids]), torch.cat([att, r_att]), torch.cat([pos, r_pos]), width
+
+
+def new_teacher_cache(
+    retain_rows: list[dict[str, list[int]]], core: PolicyWithValue, cfg: PPOConfig, acc: Any
+) -> dict[int, torch.Tensor] | None:
+    """An empty cache when every retain row's teacher log-probs fit in teacher_cache_mb
+    (one process holds all it samples; sharded models recompute, the pass is collective)."""
+    if cfg.teacher_cache_mb <= 0 or cfg.lambda_dis <= 0 or is_sharded(acc):
+        return None
+    lm: Any = core.lm
+    vocab = int(lm.get_output_embeddings().weight.shape[0])
+    n_tokens = sum(sum(1 for x in r["labels"][1:] if x != -100) for r in retain_rows)
+    fits = n_tokens * vocab * 4 <= cfg.teacher_cache_mb * 2**20
+    how = "kept after first use" if fits else "over --teacher-cache-mb, recomputed"
+    acc.print(f"[dareu] teacher cache: {n_tokens} retain answer tokens x {vocab} = "
+              f"{n_tokens * vocab * 4 / 2**20:.0f} MB, {how}")  # fmt: skip
+    return {} if fits else None
+
+
+def cached_teacher(st: PPOState, rows: list[int]) -> torch.Tensor:
+    """The original model's log-probs at the answer tokens of retain `rows` (row-major, as
+    `distill_from_teacher` wants), computing only the rows not seen before."""
+    assert st.teacher_cache is not None
+    missing = [i for i in dict.fromkeys(rows) if i not in st.teacher_cache]
+    if missing:
+        batch = collate_train([st.retain_rows[i] for i in missing], st.pad_id)
+        batch = {k: v.to(st.acc.device) for k, v in batch.items()}
+        att = batch["attention_mask"]
+        r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
+                "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
+        with torch.no_grad():
+            t = teacher_logits(st, r_in)[:, :-1].float()
+        mask = batch["labels"][:, 1:] != -100
+        for j, i in enumerate(missing):
+            st.teacher_cache[i] = torch.log_softmax(t[j][mask[j]], dim=-1)
+    return torch.cat([st.teacher_cache[i] for i in rows])
 
 
 def teacher_logits(st: PPOState, r_in: dict[str, torch.Tensor]) -> torch.Tensor:
