@@ -149,19 +149,21 @@ def test_core_wheel_is_abi3_manylinux2014_and_runs_with_numpy_only(tmp_path: Pat
     _wheel_tools()
     wheel = _build_core_wheel(tmp_path / "dist")
     _check_core_wheel(wheel, "x86_64")
-    site = tmp_path / "site"
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), wheel],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # A fresh venv (no system packages): pip resolves the wheel to itself and numpy.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    vpy = str(venv / "bin" / "python")
+    install = subprocess.run([vpy, "-m", "pip", "install", "-q", str(wheel)],
+                             capture_output=True, text=True, timeout=900)  # fmt: skip
     assert install.returncode == 0, install.stderr
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    run = subprocess.run(
-        [sys.executable, "-c", SMOKE, str(site), "wheel"], env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
+    listed = subprocess.run([vpy, "-m", "pip", "list", "--format=freeze"],
+                            capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+    names = sorted(line.split("==")[0].lower() for line in listed.split())
+    assert [n for n in names if n not in ("pip", "setuptools")] == ["dareu-reward-core", "numpy"]
+    site = subprocess.run([vpy, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, timeout=60).stdout.strip()  # fmt: skip
+    run = subprocess.run([vpy, "-c", SMOKE, site, "wheel"], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
 
 
@@ -209,3 +211,10 @@ def test_dareu_wheel_is_pure_python_and_pins_the_core(tmp_path: Path) -> None:
     assert not any(n.endswith((".so", ".pyd")) for n in names), names
     assert not any(n.startswith("dareu_reward_core/") for n in names), names
     assert f"Requires-Dist: dareu-reward-core=={_cargo_version()}" in meta
+    # the console command and the shipped Accelerate configs, read from the wheel file
+    with zipfile.ZipFile(wheel) as z:
+        entry = z.read(f"dareu-{dareu.__version__}.dist-info/entry_points.txt").decode()
+    assert "dareu = dareu.cli:main" in entry
+    for name in ("single", "ddp", "fsdp", "deepspeed_zero3"):
+        assert f"dareu/configs/accelerate_{name}.yaml" in names
+    assert "dareu/configs/dareu_paper.yaml" in names
