@@ -53,7 +53,13 @@ def test_attribution_data_splits(bench: Benchmark) -> None:
     # Every training row whose text is not held out is trained on (the knowledge world's
     # paraphrases are training answers too, so some answers are held out instead).
     rows = [s for s in bench.forget + bench.retain if s.answer not in held]
-    assert len(d.train) == len(rows) and 0 < len(rows) < len(bench.forget + bench.retain)
+    answers = {s.answer for s in bench.forget + bench.retain}
+    assert len([t for t, _ in d.train if t in answers]) == len(rows)
+    assert 0 < len(rows) < len(bench.forget + bench.retain)
+    # The owners' biographies are trained on too, unless one contains a held-out text.
+    docs = {d.text for d in bench.forget_docs + bench.retain_docs}
+    kept = [t for t, _ in d.train if t in docs]
+    assert kept and all(not any(h in t for h in held) for t in kept)
     assert {y for _, y in d.calib} == {y for _, y in d.test} == set(range(len(bench.owners)))
     assert len(d.forget) == len(bench.forget)
     assert slice_ends(16) == [2, 4, 6, 8, 10, 12, 14, 16] and slice_ends(5) == [1, 2, 3, 4, 5]

@@ -229,10 +229,11 @@ def document_texts(benchmark: Benchmark, idx: dict[str, int]) -> list[tuple[str,
 def _hold_out_answers(
     train: list[tuple[str, int]], owners: set[int], rng: random.Random
 ) -> tuple[list[tuple[str, int]], dict[int, list[str]]]:
-    """Hold out 20% (at least 2, one to calibrate and one to test) of each of `owners`'
-    *distinct* texts when they have 5 or more. Every row of a held-out text leaves
-    training, and so does every text of the owner that contains one or is contained in one
-    (a document and its continuation), so no held-out text is seen in training."""
+    """Hold out 20% (at least 2: one to calibrate, one to test) of each of `owners'`
+    distinct texts that contain none of its other texts (answers and continuation targets,
+    not the documents they come from), when it has 4 or more. Every row of a held-out text
+    leaves training, and so does every text that contains one (a document holding a
+    held-out continuation), so no held-out text is seen in training."""
     by_owner: dict[int, list[str]] = defaultdict(list)
     for t, y in train:
         if y in owners and t not in by_owner[y]:
@@ -240,9 +241,10 @@ def _hold_out_answers(
     held: dict[int, list[str]] = {}
     dropped: set[tuple[str, int]] = set()
     for y, texts in sorted(by_owner.items()):
-        rng.shuffle(texts)
-        held[y] = texts[: max(2, len(texts) // 5)] if len(texts) >= 5 else []
-        dropped |= {(t, y) for t in texts if any(h in t or t in h for h in held[y])}
+        atomic = [t for t in texts if not any(o != t and o in t for o in texts)]
+        rng.shuffle(atomic)
+        held[y] = atomic[: max(2, len(atomic) // 5)] if len(atomic) >= 4 else []
+        dropped |= {(t, y) for t in texts if any(h in t for h in held[y])}
     return [r for r in train if r not in dropped], {y: t for y, t in held.items() if t}
 
 
