@@ -30,3 +30,18 @@ def test_crate_package_lists_readme_and_sources_but_no_binding() -> None:
     manifest = (ROOT / "rust" / "reward_core" / "Cargo.toml").read_text()
     for dependency in ("pyo3", "numpy"):
         assert not re.search(rf"^{dependency}\s*=", manifest, re.MULTILINE), dependency
+
+
+@pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
+def test_rust_example_of_the_full_chain_runs() -> None:
+    """examples/full_chain.rs runs the whole chain and checks it against ppo_advantages
+    itself (its asserts); a non-zero exit is a failure here."""
+    run = subprocess.run(
+        ["cargo", "run", "-q", "--example", "full_chain", "-p", "reward_core"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip()
