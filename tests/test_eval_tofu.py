@@ -72,7 +72,7 @@ def test_direction_model_that_saw_forget_set_scores_higher(tmp_path: Path) -> No
         tmp_path / "data", owners=8, facts=4, forget_owners=2, holdout_owners=2, general=8
     )
     bench = load_benchmark(data)
-    cfg = FinetuneConfig(tiny_size="tiny", batch_size=16, epochs=10, pretrain_people=500)
+    cfg = FinetuneConfig(tiny_size="tiny", batch_size=16, epochs=14, pretrain_people=500)
     kw = {"root": tmp_path / "runs", "progress": False}
     original = finetune(bench, "original", cfg, **kw)  # type: ignore[arg-type]
     retain = finetune(bench, "retain", cfg, **kw)  # type: ignore[arg-type]
