@@ -62,10 +62,11 @@ def test_two_processes_match_one_with_accumulation(tmp_path: Path) -> None:
     assert meta1["summary"]["steps"] == meta2["summary"]["steps"] > 2
     a, b = load_file(str(one / "model.safetensors")), load_file(str(two / "model.safetensors"))
     # On the world's domain-pretrained micro base, 5 of 16,384 embedding entries differ by
-    # up to 7e-6 after 12 steps (measured): Adam divides near-zero gradients of rarely used
-    # rows by their own tiny second moment, which magnifies all-reduce rounding.
+    # up to 7e-6 after 12 steps (measured; 1.1e-5 for 1 entry on generator v4's world):
+    # Adam divides near-zero gradients of rarely used rows by their own tiny second moment,
+    # which magnifies all-reduce rounding.
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5)
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=2e-5)
     ga = json.loads((one / "token_scores.json").read_text())["samples"]
     gb = json.loads((two / "token_scores.json").read_text())["samples"]
     np.testing.assert_allclose([x for r in ga for x in r["g"]], [x for r in gb for x in r["g"]],

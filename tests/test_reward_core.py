@@ -318,9 +318,9 @@ def test_gil_is_released_during_work() -> None:
 def test_missing_extension_is_an_import_error_not_a_fallback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "dareu._reward_core", None)  # import of it fails
+    monkeypatch.setitem(sys.modules, "dareu_reward_core", None)  # import of it fails
     monkeypatch.delitem(sys.modules, "dareu.reward")
-    with pytest.raises(ImportError, match=r"pip install \."):
+    with pytest.raises(ImportError, match=r"pip install \./rust/reward_core_py"):
         importlib.import_module("dareu.reward")
 
 
