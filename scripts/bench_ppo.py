@@ -12,6 +12,8 @@ machine is shared and noisy, so only interleaved ratios mean anything.
 
     DAREU_HOME=/tmp/home python scripts/bench_ppo.py --batches 6 --reps 2 --threads 1
     DAREU_HOME=/tmp/home python scripts/bench_ppo.py --compare HEAD~5 --reps 3
+    DAREU_HOME=/tmp/home python scripts/bench_ppo.py --logprob-check
+    DAREU_HOME=/tmp/home python scripts/bench_ppo.py --scale --batches 3 --reps 1 --threads 1
 """
 
 from __future__ import annotations
@@ -49,8 +51,23 @@ def _timed(table: dict[str, float], key: str, fn: Any) -> Any:
     return wrapper
 
 
-def worker(batches: int, threads: int | None) -> dict[str, Any]:
-    """One measurement in this process (imports whatever `dareu` PYTHONPATH points at)."""
+class _FixedLength:
+    """A model whose `generate` never stops before `max_new_tokens` (min_new_tokens), so a
+    scale run measures responses of exactly the length it asks for."""
+
+    def __init__(self, model: Any, length: int) -> None:
+        self.model, self.length = model, length
+
+    def generate(self, **kwargs: Any) -> Any:
+        return self.model.generate(**kwargs, min_new_tokens=self.length)
+
+
+def worker(
+    batches: int, threads: int | None, rollouts: int | None = None, length: int | None = None
+) -> dict[str, Any]:
+    """One measurement in this process (imports whatever `dareu` PYTHONPATH points at).
+    `rollouts`/`length`: the scale runs' batch (queries x 2 samples) and fixed response
+    length; None: the default job's."""
     import resource
 
     import torch
@@ -76,6 +93,14 @@ def worker(batches: int, threads: int | None) -> dict[str, Any]:
             setattr(tr, name, _timed(t, key, getattr(tr, name)))
     setattr(Accelerator, "backward", _timed(t, "backward", Accelerator.backward))  # noqa: B010
     setattr(torch.optim.AdamW, "step", _timed(t, "optimizer", torch.optim.AdamW.step))  # noqa: B010
+    overrides: dict[str, int] = {}
+    if rollouts:
+        overrides["batch_size"] = rollouts // tiny_config().samples_per_query
+    if length:
+        overrides["max_new_tokens"] = length
+        sample = tr.sample_responses
+        setattr(tr, "sample_responses",  # noqa: B010
+                lambda model, *a, **k: sample(_FixedLength(model, length), *a, **k))  # fmt: skip
     records: list[dict[str, Any]] = []
 
     def on_batch(rec: dict[str, Any]) -> None:
@@ -87,7 +112,7 @@ def worker(batches: int, threads: int | None) -> dict[str, Any]:
         settings = tr.RunSettings(out_dir=Path(out), progress=False)
         with contextlib.suppress(_Stop):
             tr.train_dareu(original, bench.forget, [*bench.retain, *bench.general_train],
-                           attributor, tiny_config(), settings, Accelerator(cpu=True),
+                           attributor, tiny_config(**overrides), settings, Accelerator(cpu=True),
                            on_batch=on_batch)  # fmt: skip
     total = sum(r["batch_s"] for r in records)
     tokens = sum(r["resp_len"] * r["n_rollouts"] for r in records)
@@ -98,14 +123,96 @@ def worker(batches: int, threads: int | None) -> dict[str, Any]:
             "total_s": total, "tokens": tokens, "peak_rss_mb": rss}  # fmt: skip
 
 
-def measure(code: Path, batches: int, threads: int | None) -> dict[str, Any]:
+def logprob_check(rows: int) -> dict[str, Any]:
+    """Can the old log-probs come from the sampling pass? The raw logits `generate` returns
+    (KV cache, one position at a time) against the no-grad forward pass over the whole
+    sequence that the loop runs: max |difference| of the response tokens' log-probs."""
+    import torch
+
+    from dareu.data import load_benchmark
+    from dareu.data.formatting import row_formats
+    from dareu.models.loading import load_model
+    from dareu.ppo.config import tiny_config
+    from dareu.ppo.rollout import (
+        SeededSampler,
+        encode_prompt_batch,
+        eos_ids,
+        flat_logprobs,
+        pad_id_of,
+        response_keep,
+        sequence_inputs,
+    )
+    from dareu.train.finetune import default_config, ensure_finetuned
+
+    bench = load_benchmark("synthetic")
+    model: Any
+    model, tok = load_model(ensure_finetuned(bench, "original", default_config(bench),
+                                             progress=False))  # fmt: skip
+    model.eval()
+    cfg, forget = tiny_config(), bench.forget[:rows]
+    ids, mask = encode_prompt_batch(tok, [s.question for s in forget], row_formats(forget, "plain"))
+    eos = eos_ids(model, tok)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                             max_new_tokens=cfg.max_new_tokens, eos_token_id=eos,
+                             pad_token_id=pad_id_of(tok, eos), output_logits=True,
+                             return_dict_in_generate=True,
+                             logits_processor=[SeededSampler(range(len(forget)),
+                                                             cfg.temperature)])  # fmt: skip
+        resp = out.sequences[:, ids.shape[1] :]
+        is_eos = torch.isin(resp, torch.tensor(eos))
+        lens = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, resp.shape[1])
+        valid = torch.arange(resp.shape[1])[None] < lens[:, None]
+        from_sampling = flat_logprobs(torch.stack(out.logits, 1)[valid], resp[valid],
+                                      cfg.temperature)  # fmt: skip
+        inputs = sequence_inputs(ids, mask, resp, lens)
+        keep = response_keep(ids.shape[1], lens, inputs["input_ids"].shape[1])
+        forward = flat_logprobs(model(**inputs).logits[keep], resp[valid], cfg.temperature)
+    diff = (from_sampling - forward).abs()
+    return {"tokens": int(valid.sum()), "bitwise_equal": bool(torch.equal(from_sampling, forward)),
+            "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}  # fmt: skip
+
+
+def measure(
+    code: Path, batches: int, threads: int | None, rollouts: int | None = None,
+    length: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(code / "python"), "TRANSFORMERS_VERBOSITY": "error"}
     cmd = [sys.executable, str(REPO / "scripts" / "bench_ppo.py"), "--worker", "--batches",
-           str(batches), *(["--threads", str(threads)] if threads else [])]  # fmt: skip
+           str(batches), *(["--threads", str(threads)] if threads else []),
+           *(["--rollouts", str(rollouts)] if rollouts else []),
+           *(["--response-len", str(length)] if length else [])]  # fmt: skip
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise SystemExit(f"error: the measurement of {code} failed:\n{run.stderr[-3000:]}")
     return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+# (rollouts, fixed response length or None = responses end at EOS as in the default job)
+SCALE = ((16, None), (32, None), (64, None), (32, 32), (32, 64), (32, 128))
+
+
+def scale(batches: int, reps: int, threads: int | None) -> str:
+    """How the iteration grows with the batch and with the response length, and which
+    phases dominate at each point (this tree only)."""
+    lines = ["| rollouts | response length | iteration s | rollout tokens/s | peak RSS MB | "
+             "largest phases |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for rollouts, length in SCALE:
+        print(f"scale: {rollouts} rollouts, length {length or 'EOS'} ...", file=sys.stderr)
+        runs = [measure(REPO, batches, threads, rollouts, length) for _ in range(reps)]
+        total = sum(r["total_s"] for r in runs)
+        shares = {p: sum(r["phases"].get(p, 0.0) for r in runs) / total for p in PHASES}
+        top = sorted(shares.items(), key=lambda kv: -kv[1])[:3]
+        mean_len = sum(r["tokens"] for r in runs) / (sum(r["batches"] for r in runs) * rollouts)
+        lines.append(
+            f"| {rollouts} | {length or f'EOS (mean {mean_len:.0f})'} | "
+            f"{statistics.mean(r['iteration_s'] for r in runs):.2f} | "
+            f"{sum(r['tokens'] for r in runs) / total:.0f} | "
+            f"{max(r['peak_rss_mb'] for r in runs):.0f} | "
+            + ", ".join(f"{p} {100 * v:.0f}%" for p, v in top)
+            + " |"
+        )
+    return "\n".join(lines)
 
 
 def table(name: str, runs: list[dict[str, Any]]) -> str:
@@ -133,12 +240,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=2, help="measurements per revision")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--compare", default=None, metavar="REV", help="another git revision")
+    p.add_argument("--logprob-check", action="store_true",
+                   help="sampling pass's log-probs vs the forward pass's")  # fmt: skip
+    p.add_argument("--scale", action="store_true",
+                   help="time at 16/32/64 rollouts, response length 32/64/128")  # fmt: skip
+    p.add_argument("--rollouts", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--response-len", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.batches < 1 or a.reps < 1 or (a.threads is not None and a.threads < 1):
         p.error("--batches, --reps and --threads must be >= 1")
     if a.worker:
-        print(json.dumps(worker(a.batches, a.threads)))
+        print(json.dumps(worker(a.batches, a.threads, a.rollouts, a.response_len)))
+        return 0
+    if a.scale:
+        print(scale(a.batches, a.reps, a.threads))
+        return 0
+    if a.logprob_check:
+        print(json.dumps(logprob_check(32)))
         return 0
     codes = {"this tree": REPO}
     tmp = None

@@ -30,3 +30,19 @@ def test_timers_accumulate_and_the_table_accounts_for_every_second() -> None:
     assert "| generation | 0.250 | 25.0% |" in md and "| backward | 0.500 | 50.0% |" in md
     assert "| other (decode, gathers, logging) | 0.125 | 12.5% |" in md
     assert "50 rollout tokens/s" in md
+
+
+def test_scale_runs_fix_the_response_length() -> None:
+    """The scale sweep's model wrapper asks generate for exactly the requested length."""
+    bp = _script()
+    seen: dict[str, Any] = {}
+
+    class Model:
+        def generate(self, **kwargs: Any) -> str:
+            seen.update(kwargs)
+            return "ids"
+
+    assert bp._FixedLength(Model(), 64).generate(max_new_tokens=64) == "ids"
+    assert seen == {"max_new_tokens": 64, "min_new_tokens": 64}
+    assert {length for _, length in bp.SCALE} == {None, 32, 64, 128}
+    assert {n for n, _ in bp.SCALE} == {16, 32, 64}

@@ -323,7 +323,8 @@ def test_sampling_is_per_row_seeded_and_matches_the_forward_pass(root: Path) -> 
     from dareu.ppo.rollout import (
         encode_prompt_batch,
         eos_ids,
-        response_logprobs,
+        flat_logprobs,
+        response_keep,
         sample_responses,
         sequence_inputs,
     )
@@ -340,11 +341,13 @@ def test_sampling_is_per_row_seeded_and_matches_the_forward_pass(root: Path) -> 
     other, _ = sample_responses(model, ids, mask, [1, 2, 4], **kw)
     assert torch.equal(other[:2], resp[:2])
     # Tokens are draws from softmax(logits / T) of a plain forward pass (KV cache agrees).
+    inputs = sequence_inputs(ids, mask, resp, lens)
     with torch.no_grad():
-        logits = model(**sequence_inputs(ids, mask, resp, lens)).logits
-    logp = response_logprobs(logits, resp, ids.shape[1], 0.8)
+        logits = model(**inputs).logits
+    keep = response_keep(ids.shape[1], lens, inputs["input_ids"].shape[1])
     valid = torch.arange(resp.shape[1])[None] < lens[:, None]
-    assert torch.isfinite(logp[valid]).all() and (logp[valid] > -30).all()
+    logp = flat_logprobs(logits[keep], resp[valid], 0.8)
+    assert torch.isfinite(logp).all() and (logp > -30).all()
 
 
 # ----------------------------------------------------------------------------- losses
@@ -428,3 +431,62 @@ def test_cached_teacher_gives_the_recomputed_distillation(root: Path, lora: bool
     if lora:
         wa, wb = trainable(outs["on"]), trainable(outs["off"])
         assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-6
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_head_on_the_loss_positions_gives_the_full_grid_numbers(
+    root: Path, lora: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The LM head run on the response and answer positions only (the probe accepts the
+    tiny Llama) gives the losses and weights of the head over the whole padded grid, within
+    1e-6 (a matmul over fewer rows may sum in another order)."""
+    import dareu.ppo.trainer as tr
+
+    probed: list[bool] = []
+    real = tr.enable_head_gathering
+
+    def probe(core: Any) -> bool:
+        probed.append(real(core))
+        return probed[-1]
+
+    def never(core: Any) -> bool:
+        return False
+
+    logs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    outs = {}
+    for name in ("on", "off"):
+        monkeypatch.setattr(
+            tr, "enable_head_gathering", probe if name == "on" else (lambda core: False)
+        )
+        cfg = small_config(lora=lora, epochs=2, ppo_steps=3, distill_batch_size=3, lr=1e-3)
+        outs[name] = run_trainer(root, f"head-{name}-{lora}", cfg, on_batch=logs[name].append)
+    assert probed == [True]
+    assert len(logs["on"]) == len(logs["off"]) >= 2
+    for a, b in zip(logs["on"], logs["off"], strict=True):
+        for key in ("pg_loss", "vf_loss", "dis_loss", "kl", "reward_mean"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6, rel=1e-6), key
+    if lora:
+        wa, wb = trainable(outs["on"]), trainable(outs["off"])
+        assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-6
+
+
+def test_length_chunked_update_gives_the_one_forward_update(root: Path) -> None:
+    """On one process a PPO step runs its rollout and retain rows in length-sorted chunks
+    (each padded to its own longest row) and sums the gradients: the logged losses and the
+    final weights match one joint forward over all rows within 1e-6 (float summation order
+    differs), and the chunks do split the rows."""
+    import dareu.ppo.trainer as tr
+
+    assert tr.length_chunks([0, 1, 2, 3, 4], [5, 1, 4, 2, 3], 2) == [[1, 3], [4, 2], [0]]
+    logs: dict[str, list[dict[str, Any]]] = {"2": [], "0": []}
+    outs = {}
+    for chunk in ("2", "0"):
+        cfg = small_config(epochs=2, ppo_steps=3, distill_batch_size=3, lr=1e-3,
+                           update_chunk=int(chunk))  # fmt: skip
+        outs[chunk] = run_trainer(root, f"chunk-{chunk}", cfg, on_batch=logs[chunk].append)
+    assert len(logs["2"]) == len(logs["0"]) >= 2
+    for a, b in zip(logs["2"], logs["0"], strict=True):
+        for key in ("pg_loss", "vf_loss", "dis_loss", "approx_kl", "clipfrac", "reward_mean"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6, rel=1e-6), key
+    wa, wb = trainable(outs["2"]), trainable(outs["0"])
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-6

@@ -100,15 +100,15 @@ def distill_loss(
     """
     mask = label_mask.bool()
     teacher_logp = F.log_softmax(teacher_logits.float()[mask], dim=-1)
-    return distill_from_teacher(logits, teacher_logp, mask, denom)
+    return distill_from_teacher(logits[mask], teacher_logp, denom)
 
 
 def distill_from_teacher(
-    logits: torch.Tensor, teacher_logp: torch.Tensor, label_mask: torch.Tensor, denom: float
+    logits: torch.Tensor, teacher_logp: torch.Tensor, denom: float
 ) -> torch.Tensor:
-    """`distill_loss` with the teacher given as log-probs `[N, V]` at the N masked positions
-    in row-major order (what the PPO loop caches once per retain row: the original model
-    never changes, so recomputing it at every step is waste)."""
-    logq = F.log_softmax(logits.float()[label_mask.bool()], dim=-1)
+    """`distill_loss` at the N answer positions only: the student's logits `[N, V]` and the
+    teacher's log-probs `[N, V]`, both row-major (the PPO loop computes the student's head
+    on those positions only, and caches the teacher's: the original model never changes)."""
+    logq = F.log_softmax(logits.float(), dim=-1)
     kl = (teacher_logp.exp() * (teacher_logp - logq)).sum(dim=-1)
     return kl.sum() / denom

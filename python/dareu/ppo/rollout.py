@@ -161,18 +161,23 @@ def sequence_inputs(
     }
 
 
-def response_logprobs(
-    logits: torch.Tensor, response_ids: torch.Tensor, prompt_width: int, temperature: float
-) -> torch.Tensor:
-    """log pi(token_t | prefix) `[B, T]` of the response tokens, at the sampling temperature.
+def response_keep(prompt_width: int, lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """`[B, width]` bool: the positions whose logits predict a response token (the logit
+    at p predicts the token at p + 1, so the response's start at the last prompt position)."""
+    t = torch.arange(width, device=lengths.device)[None, :] - (prompt_width - 1)
+    return (t >= 0) & (t < lengths[:, None])
 
-    The logit at position p predicts the token at p + 1, so the response's logits start at
-    the last prompt position.
-    """
-    T = response_ids.shape[1]
-    step_logits = logits[:, prompt_width - 1 : prompt_width - 1 + T, :].float() / temperature
-    logp = torch.log_softmax(step_logits, dim=-1)
-    return logp.gather(-1, response_ids[:, :, None]).squeeze(-1)
+
+def flat_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log pi(token) `[N]` from the logits `[N, V]` that predict `tokens` `[N]`."""
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return logp.gather(-1, tokens[:, None]).squeeze(-1)
+
+
+def to_grid(flat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Values `[N]` of the True cells of `mask` `[B, T]` (row-major) as a `[B, T]` grid with
+    zeros elsewhere (differentiable)."""
+    return torch.zeros(mask.shape, dtype=flat.dtype, device=flat.device).masked_scatter(mask, flat)
 
 
 @dataclass

@@ -52,7 +52,6 @@ from dareu.ppo.distributed import (
 )
 from dareu.ppo.losses import (
     distill_from_teacher,
-    distill_loss,
     kl_estimate,
     policy_loss,
     token_weights,
@@ -62,14 +61,21 @@ from dareu.ppo.rollout import (
     Rollouts,
     encode_prompt_batch,
     eos_ids,
+    flat_logprobs,
     pad_id_of,
     pad_right,
     prompt_width,
-    response_logprobs,
+    response_keep,
     sample_responses,
     sample_seed,
+    to_grid,
 )
-from dareu.ppo.value_head import GenerateThroughRoot, PolicyWithValue, hidden_size_of
+from dareu.ppo.value_head import (
+    GenerateThroughRoot,
+    PolicyWithValue,
+    enable_head_gathering,
+    hidden_size_of,
+)
 from dareu.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from dareu.train.common import (
     JsonlLogger,
@@ -325,7 +331,6 @@ class PPOState:
     trainable_names: list[str]
     questions: list[str]
     formats: list[str]  # per forget row: the run's QA format, or TEXT for a completion row
-    W: int  # prompt width, the same on every process
     retain_rows: list[dict[str, list[int]]]
     eos: list[int]
     pad_id: int
@@ -357,6 +362,7 @@ class Batch:
     mine: list[tuple[int, int]]
     counts: list[int]  # rows per process
     start: int  # this process's first row in the global batch
+    width: int  # prompt width of the global batch, the same on every process
     # Response lengths of the global batch, gathered once by `collect_rollouts`.
     lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -452,6 +458,9 @@ def setup(
     configure_deepspeed(acc, math.ceil(cfg.batch_size * cfg.samples_per_query / acc.num_processes))
     wrapped, optimizer = acc.prepare(policy, optimizer)
     core: PolicyWithValue = acc.unwrap_model(wrapped)
+    if not is_sharded(acc):  # sharded: the head's weights exist only inside the root forward
+        enable_head_gathering(core)
+    acc.print(f"[dareu] LM head on the loss positions only: {core.gather_head}")
     eos = eos_ids(core.lm, tokenizer)
     questions = [s.question for s in forget]
     formats = row_formats(forget, run.fmt)
@@ -463,8 +472,7 @@ def setup(
         acc=acc, cfg=cfg, run=run, attributor=attributor, forget=forget, policy=wrapped,
         core=core, frozen_ref=frozen_ref, optimizer=optimizer, scheduler=scheduler,
         tokenizer=tokenizer, trainable_names=trainable_names, questions=questions,
-        formats=formats, W=prompt_width(tokenizer, questions, formats),
-        retain_rows=retain_rows,
+        formats=formats, retain_rows=retain_rows,
         eos=eos, pad_id=pad_id_of(tokenizer, eos), n_batches=n_batches,
         teacher_cache=new_teacher_cache(retain_rows, core, cfg, acc),
         total_batches=cfg.epochs * n_batches, c_seg=cfg.c_seg,
@@ -513,7 +521,11 @@ def plan_batch(st: PPOState) -> Batch:
     queries = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
     rows = [(q, j) for q in queries for j in range(cfg.samples_per_query)]
     counts, start = my_share(len(rows), st.acc)
-    return Batch(epoch, rows[start : start + counts[st.acc.process_index]], counts, start)
+    # The batch's own prompt width (every process computes the same from the global rows),
+    # not the whole request's: the left padding of every forward pass follows from it.
+    width = prompt_width(st.tokenizer, [st.questions[q] for q in queries],
+                         [st.formats[q] for q in queries])  # fmt: skip
+    return Batch(epoch, rows[start : start + counts[st.acc.process_index]], counts, start, width)
 
 
 def collect_rollouts(st: PPOState, batch: Batch) -> Rollouts:
@@ -522,7 +534,10 @@ def collect_rollouts(st: PPOState, batch: Batch) -> Rollouts:
     acc, cfg, run, mine, device = st.acc, st.cfg, st.run, batch.mine, st.acc.device
     queries = [q for q, _ in mine] or [0]
     prompt_ids, prompt_mask = encode_prompt_batch(
-        st.tokenizer, [st.questions[q] for q in queries], [st.formats[q] for q in queries], st.W
+        st.tokenizer,
+        [st.questions[q] for q in queries],
+        [st.formats[q] for q in queries],
+        batch.width,
     )
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
     seeds = [sample_seed(run.seed, run.round_index, batch.epoch, q, j) for q, j in mine] or [0]
@@ -558,7 +573,7 @@ def collect_rollouts(st: PPOState, batch: Batch) -> Rollouts:
         )
         n_chunks = math.ceil(max(batch.counts) / cfg.forward_batch_size) if st.sharded else None
         ro.old_logprobs, ro.values, ro.ref_logprobs = forward_rollouts(
-            st.no_grad_model, st.frozen_ref, ro, st.W, cfg, n_chunks
+            st.no_grad_model, st.frozen_ref, ro, cfg, n_chunks
         )
     return ro
 
@@ -703,15 +718,15 @@ def forward_rollouts(
     policy: torch.nn.Module,
     frozen_ref: torch.nn.Module | None,
     ro: Rollouts,
-    W: int,
     cfg: PPOConfig,
     n_chunks: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Rollout-policy log-probs and values, and the original model's log-probs, `[B, T]`.
+    """Rollout-policy log-probs and values, and the original model's log-probs, `[B, T]`
+    (zero past each response's end).
 
     `n_chunks` (sharded runs): make exactly that many passes, repeating a dummy one on the
     last rows when this process has fewer, because each pass is a collective."""
-    T = ro.response_ids.shape[1]
+    W, T = ro.prompt_ids.shape[1], ro.response_ids.shape[1]
     old, vals, ref = [], [], []
     fb = cfg.forward_batch_size
     chunks = n_chunks if n_chunks is not None else math.ceil(len(ro) / fb)
@@ -721,23 +736,26 @@ def forward_rollouts(
         if len(ro) == 0:  # a process without rollouts still joins every pass
             one = torch.ones((1, 1), dtype=torch.long, device=ro.response_ids.device)
             inputs = {"input_ids": one, "attention_mask": one, "position_ids": one - 1}
+            keep = torch.zeros((1, 1), dtype=torch.bool, device=one.device)
         else:
             inputs = ro.inputs(rows)
-        logits, values = policy(**inputs)
+            keep = response_keep(W, ro.lengths[rows], inputs["input_ids"].shape[1])
+        logits, values = policy(**inputs, keep=keep)
         if frozen_ref is not None:
-            ref_logits = frozen_ref(**inputs, use_cache=False).logits
+            ref_logits = frozen_ref(**inputs, use_cache=False).logits[keep]
         else:
-            ref_logits = policy(**inputs, reference=True)[0]
+            ref_logits = policy(**inputs, reference=True, keep=keep)[0]
         if dummy:
             continue
-        old.append(response_logprobs(logits, ro.response_ids[rows], W, cfg.temperature))
-        vals.append(values[:, W - 1 : W - 1 + T].float())
-        ref.append(response_logprobs(ref_logits, ro.response_ids[rows], W, cfg.temperature))
+        mask = ro.mask()[rows]
+        tokens = ro.response_ids[rows][mask]
+        old.append(to_grid(flat_logprobs(logits, tokens, cfg.temperature), mask))
+        vals.append(values[:, W - 1 : W - 1 + T].float() * mask)
+        ref.append(to_grid(flat_logprobs(ref_logits, tokens, cfg.temperature), mask))
     if not old:
         z = torch.zeros((0, T), device=ro.response_ids.device)
         return z, z.clone(), z.clone()
-    mask = ro.mask()
-    return torch.cat(old) * mask, torch.cat(vals) * mask, torch.cat(ref) * mask
+    return torch.cat(old), torch.cat(vals), torch.cat(ref)
 
 
 def score_rollouts(
@@ -835,7 +853,7 @@ def update(st: PPOState, ro: Rollouts, batch: Batch) -> dict[str, float]:
     g_mask = np.arange(T)[None, :] < batch.lengths[:, None]  # valid tokens, global batch
     agg: dict[str, list[float]] = defaultdict(list)
     if len(ro) == 0:  # a process without rollouts still joins every forward and backward
-        ro = placeholder_rollouts(st.W, T, st.pad_id, st.acc.device)
+        ro = placeholder_rollouts(batch.width, T, st.pad_id, st.acc.device)
     for step in range(cfg.ppo_steps):
         values = ppo_step(st, ro, batch.start, g_mask, step)
         for name, value in values.items():
@@ -889,56 +907,155 @@ def ppo_step(
     st: PPOState, ro: Rollouts, start: int, g_mask: np.ndarray, step: int
 ) -> dict[str, float]:
     """One optimizer step: clipped policy + value loss on the rollout rows, distillation
-    KL(pi_original || pi) on the retain rows, in one forward pass."""
-    cfg, acc, device, W = st.cfg, st.acc, st.acc.device, st.W
-    T = ro.response_ids.shape[1]
+    KL(pi_original || pi) on the retain rows; one forward pass over all of them, or on one
+    process length-sorted chunks whose gradients add up (`update_chunk`)."""
+    cfg, acc = st.cfg, st.acc
     sr = step_rows(st, len(ro), start, g_mask, step)
-    rows = torch.tensor(sr.local or [0], dtype=torch.long, device=device)
-    roll_w = 1.0 if sr.local else 0.0  # a process without rows still joins the backward
-    inputs = ro.inputs(rows)
+    if cfg.update_chunk > 0 and acc.num_processes == 1 and not st.sharded:
+        terms = chunked_terms(st, ro, sr)
+    else:
+        terms = joint_terms(st, ro, sr)
+    if cfg.max_grad_norm > 0:
+        acc.clip_grad_norm_(st.policy.parameters(), cfg.max_grad_norm)
+    st.optimizer.step()
+    st.scheduler.step()
+    st.optimizer.zero_grad(set_to_none=True)
+    return step_stats(st, step, *terms)
+
+
+StepTerms = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor], float]
+
+
+def trimmed(ro: Rollouts, rows: torch.Tensor) -> Rollouts:
+    """The rollout `rows` without the padding columns they all share: their own longest
+    prompt (the left padding) and longest response (the right)."""
+    pm = ro.prompt_mask[rows]
+    W, w = pm.shape[1], int(pm.sum(dim=1).max())
+    t = max(int(ro.lengths[rows].max()), 1)
+    assert ro.old_logprobs is not None and ro.values is not None
+    assert ro.advantages is not None and ro.returns is not None
+    return Rollouts(
+        query_index=[ro.query_index[i] for i in rows.tolist()],
+        prompt_ids=ro.prompt_ids[rows, W - w :], prompt_mask=pm[:, W - w :],
+        response_ids=ro.response_ids[rows, :t], lengths=ro.lengths[rows], texts=[],
+        old_logprobs=ro.old_logprobs[rows, :t], values=ro.values[rows, :t],
+        advantages=ro.advantages[rows, :t], returns=ro.returns[rows, :t],
+    )  # fmt: skip
+
+
+def rollout_terms(
+    st: PPOState, sub: Rollouts, logits: torch.Tensor, values: torch.Tensor, denom: float,
+    roll_w: float,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
+    """(policy loss, value loss, stats) of rollout rows `sub` from the logits at their
+    response positions (row-major) and their values `[B, >= W + T]`."""
+    cfg = st.cfg
+    W, T = sub.prompt_ids.shape[1], sub.response_ids.shape[1]
+    mask = sub.mask()
+    logp = to_grid(flat_logprobs(logits, sub.response_ids[mask], cfg.temperature), mask)
+    v = values[:, W - 1 : W - 1 + T].float()
+    weights = token_weights(mask, cfg.loss_agg) * roll_w
+    assert sub.old_logprobs is not None and sub.values is not None
+    assert sub.advantages is not None and sub.returns is not None
+    pg, pstats = policy_loss(logp, sub.old_logprobs, sub.advantages, weights, denom,
+                             cfg.clip_range)  # fmt: skip
+    vf = value_loss(v, sub.values, sub.returns, weights, denom, cfg.clip_range_value)
+    return pg, vf, pstats
+
+
+def joint_terms(st: PPOState, ro: Rollouts, sr: StepRows) -> StepTerms:
+    """The step's losses in ONE forward over its rollout and retain rows, then backward (so
+    DDP sees one forward per backward); a process without rows joins with zero weight."""
+    cfg, acc, device = st.cfg, st.acc, st.acc.device
+    sub = trimmed(ro, torch.tensor(sr.local or [0], dtype=torch.long, device=device))
+    roll_w = 1.0 if sr.local else 0.0
+    inputs = sub.inputs()
     n_roll = inputs["input_ids"].shape[0]
     ret_batch = (
         collate_train([st.retain_rows[i] for i in sr.my_dis], st.pad_id) if sr.my_dis else None
     )
     ids, att, pos, r_width = joint_inputs(inputs, ret_batch, st.pad_id, device)
-
-    logits, values = st.policy(input_ids=ids, attention_mask=att, position_ids=pos)
-    logp = response_logprobs(logits[:n_roll], ro.response_ids[rows], W, cfg.temperature)
-    v = values[:n_roll, W - 1 : W - 1 + T].float()
-    weights = token_weights(ro.mask()[rows], cfg.loss_agg) * roll_w
-    assert ro.old_logprobs is not None and ro.values is not None
-    assert ro.advantages is not None and ro.returns is not None
-    pg, pstats = policy_loss(
-        logp, ro.old_logprobs[rows], ro.advantages[rows], weights, sr.denom, cfg.clip_range
-    )
-    vf = value_loss(v, ro.values[rows], ro.returns[rows], weights, sr.denom, cfg.clip_range_value)
+    keep_roll = response_keep(sub.prompt_ids.shape[1], sub.lengths, ids.shape[1])
+    keep = keep_roll
+    if ret_batch is not None:
+        labels = pad_right(ret_batch["labels"].to(device), ids.shape[1], -100)
+        keep = torch.cat([keep_roll, answer_keep(labels)])
+    logits, values = st.policy(input_ids=ids, attention_mask=att, position_ids=pos, keep=keep)
+    n_r = int(keep_roll.sum())
+    pg, vf, pstats = rollout_terms(st, sub, logits[:n_r], values[:n_roll], sr.denom, roll_w)
     loss = pg + cfg.vf_coef * vf
     dis = torch.zeros((), device=device)
     if ret_batch is not None and sr.dis_denom > 0:
         r_in = {"input_ids": ids[n_roll:, :r_width], "attention_mask": att[n_roll:, :r_width],
                 "position_ids": pos[n_roll:, :r_width]}  # fmt: skip
-        labels = pad_right(ret_batch["labels"].to(device), ids.shape[1], -100)
-        mask = labels[:, 1:r_width] != -100
-        if st.teacher_cache is not None:
-            t_logp = cached_teacher(st, sr.my_dis)
-            dis = distill_from_teacher(logits[n_roll:, : r_width - 1], t_logp, mask, sr.dis_denom)
-        else:
-            with torch.no_grad():
-                t_logits = teacher_logits(st, r_in)
-            dis = distill_loss(logits[n_roll:, : r_width - 1], t_logits[:, :-1], mask,
-                               sr.dis_denom)  # fmt: skip
+        t_logp = retain_teacher(st, sr.my_dis, r_in, keep[n_roll:, :r_width])
+        dis = distill_from_teacher(logits[n_r:], t_logp, sr.dis_denom)
         loss = loss + cfg.lambda_dis * dis
     elif st.sharded and st.frozen_ref is None and sr.dis_idx:
         with torch.no_grad():  # join the other processes' teacher pass (a collective)
             st.policy(input_ids=ids[:1], attention_mask=att[:1], position_ids=pos[:1],
                       reference=True)  # fmt: skip
     acc.backward(loss)
-    if cfg.max_grad_norm > 0:
-        acc.clip_grad_norm_(st.policy.parameters(), cfg.max_grad_norm)
-    st.optimizer.step()
-    st.scheduler.step()
-    st.optimizer.zero_grad(set_to_none=True)
-    return step_stats(st, step, pg, vf, dis, pstats, roll_w)
+    return pg, vf, dis, pstats, roll_w
+
+
+def chunked_terms(st: PPOState, ro: Rollouts, sr: StepRows) -> StepTerms:
+    """`joint_terms` on one process in length-sorted chunks of `update_chunk` rows, each
+    padded to its own longest row and backpropagated at once: the same per-token terms over
+    the same global denominators, so the gradients agree up to float summation order."""
+    cfg, device = st.cfg, st.acc.device
+    pg = vf = kl = clip = torch.zeros((), device=device)
+    n_tokens = 0
+    sizes = (ro.prompt_mask.sum(dim=1) + ro.lengths).tolist()
+    for part in length_chunks(sr.local, sizes, cfg.update_chunk):
+        sub = trimmed(ro, torch.tensor(part, dtype=torch.long, device=device))
+        inputs = sub.inputs()
+        keep = response_keep(sub.prompt_ids.shape[1], sub.lengths, inputs["input_ids"].shape[1])
+        logits, values = st.policy(**inputs, keep=keep)
+        pg_c, vf_c, stats = rollout_terms(st, sub, logits, values, sr.denom, 1.0)
+        st.acc.backward(pg_c + cfg.vf_coef * vf_c)
+        n = int(keep.sum())
+        pg, vf = pg + pg_c.detach(), vf + vf_c.detach()
+        kl, clip, n_tokens = kl + stats["approx_kl"] * n, clip + stats["clipfrac"] * n, n_tokens + n
+    dis = distill_chunks(st, sr) if sr.dis_denom > 0 else torch.zeros((), device=device)
+    n_tokens = max(n_tokens, 1)
+    return pg, vf, dis, {"approx_kl": kl / n_tokens, "clipfrac": clip / n_tokens}, 1.0
+
+
+def distill_chunks(st: PPOState, sr: StepRows) -> torch.Tensor:
+    """The distillation term of `chunked_terms`, backpropagated chunk by chunk; returns its
+    (detached) total."""
+    device, total = st.acc.device, torch.zeros((), device=st.acc.device)
+    sizes = [len(r["input_ids"]) for r in st.retain_rows]
+    for part in length_chunks(sr.my_dis, sizes, st.cfg.update_chunk):
+        rows = collate_train([st.retain_rows[i] for i in part], st.pad_id)
+        batch = {k: v.to(device) for k, v in rows.items()}
+        att = batch["attention_mask"]
+        r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
+                "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
+        keep = answer_keep(batch["labels"])
+        logits, _ = st.policy(**r_in, keep=keep)
+        dis = distill_from_teacher(logits, retain_teacher(st, part, r_in, keep), sr.dis_denom)
+        st.acc.backward(st.cfg.lambda_dis * dis)
+        total = total + dis.detach()
+    return total
+
+
+def length_chunks(rows: list[int], sizes: list[int], size: int) -> list[list[int]]:
+    """`rows` sorted by `sizes[row]` (stable) and cut into chunks of `size`."""
+    order = sorted(rows, key=lambda i: sizes[i])
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def retain_teacher(
+    st: PPOState, rows: list[int], r_in: dict[str, torch.Tensor], keep: torch.Tensor
+) -> torch.Tensor:
+    """The original model's log-probs `[N, V]` at the answer positions of retain `rows`
+    (laid out as `r_in`/`keep`): from the cache, or a no-grad pass."""
+    if st.teacher_cache is not None:
+        return cached_teacher(st, rows)
+    with torch.no_grad():
+        return torch.log_softmax(teacher_logits(st, r_in, keep).float(), dim=-1)
 
 
 def joint_inputs(
@@ -978,6 +1095,13 @@ def new_teacher_cache(
     return {} if fits else None
 
 
+def answer_keep(labels: torch.Tensor) -> torch.Tensor:
+    """`[B, S]` bool: the positions whose logits predict an answer token (label != -100)."""
+    keep = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    keep[:, :-1] = labels[:, 1:] != -100
+    return keep
+
+
 def cached_teacher(st: PPOState, rows: list[int]) -> torch.Tensor:
     """The original model's log-probs at the answer tokens of retain `rows` (row-major, as
     `distill_from_teacher` wants), computing only the rows not seen before."""
@@ -989,20 +1113,20 @@ def cached_teacher(st: PPOState, rows: list[int]) -> torch.Tensor:
         att = batch["attention_mask"]
         r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
                 "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
+        keep = answer_keep(batch["labels"])
         with torch.no_grad():
-            t = teacher_logits(st, r_in)[:, :-1].float()
-        mask = batch["labels"][:, 1:] != -100
-        for j, i in enumerate(missing):
-            st.teacher_cache[i] = torch.log_softmax(t[j][mask[j]], dim=-1)
+            t = torch.log_softmax(teacher_logits(st, r_in, keep).float(), dim=-1)
+        for i, part in zip(missing, t.split(keep.sum(dim=1).tolist()), strict=True):
+            st.teacher_cache[i] = part
     return torch.cat([st.teacher_cache[i] for i in rows])
 
 
-def teacher_logits(st: PPOState, r_in: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The original model's logits on the retain rows: the frozen copy (full fine-tuning)
-    or the policy with its adapters switched off (LoRA)."""
+def teacher_logits(st: PPOState, r_in: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
+    """The original model's logits `[N, V]` at the `keep` positions of the retain rows: the
+    frozen copy (full fine-tuning) or the policy with its adapters switched off (LoRA)."""
     if st.frozen_ref is not None:
-        return st.frozen_ref(**r_in, use_cache=False).logits
-    return st.no_grad_model(**r_in, reference=True)[0]
+        return st.frozen_ref(**r_in, use_cache=False).logits[keep]
+    return st.no_grad_model(**r_in, reference=True, keep=keep)[0]
 
 
 def step_stats(
