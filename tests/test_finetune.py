@@ -154,6 +154,7 @@ def test_lora_with_gradient_checkpointing_trains_every_adapter(
     cfg = replace(
         MICRO,
         tiny_size="tiny",
+        pretrain_people=50,  # the tiny base's domain pretraining is not what is tested
         lora=True,
         lora_r=4,
         gradient_checkpointing=True,
@@ -358,3 +359,30 @@ def test_main_job_kill_during_original_finetune_then_resume(tmp_path: Path) -> N
     assert "resumed from" in run.stdout and "finetune original: " in run.stdout
     assert ", resuming at step " in run.stdout
     assert list(home.glob("models/original-*"))
+
+
+def test_base_kind_auto_tells_random_weights_from_a_trained_model(
+    bench: Benchmark, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's random-init base gets the from-scratch defaults (lr, epochs), a trained one
+    the pretrained defaults, and the run says which it assumed; --base-kind overrides."""
+    from dareu.models.tiny import tiny_base_dir
+    from dareu.train.finetune import HF_EPOCHS, HF_FULL_LR, TINY_EPOCHS, TINY_LR
+
+    random_init = tiny_base_dir(bench, size="micro", root=tmp_path)
+    trained = finetune(bench, "original", replace(MICRO, epochs=8), root=tmp_path,
+                       progress=False)  # fmt: skip
+    cases = [
+        (random_init, "auto", TINY_LR, TINY_EPOCHS, "from scratch (auto"),
+        (trained, "auto", HF_FULL_LR, HF_EPOCHS, "pretrained (auto"),
+        (random_init, "pretrained", HF_FULL_LR, HF_EPOCHS, "pretrained (--base-kind"),
+    ]
+    for base, kind, lr, epochs, said in cases:
+        cfg = replace(MICRO, base=str(base), base_kind=kind, lr=None, epochs=None, max_steps=1)
+        capsys.readouterr()
+        out = finetune(bench, "retain", cfg, root=tmp_path, progress=False)
+        assert said in capsys.readouterr().out, (base, kind)
+        meta = json.loads((out / "dareu_model.json").read_text())
+        used = replace(cfg, base_kind=meta["config"]["base_kind"])
+        assert meta["summary"]["lr"] == lr, (base, kind)
+        assert (used.resolved_lr(), used.resolved_epochs()) == (lr, epochs), (base, kind)

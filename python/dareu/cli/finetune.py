@@ -23,6 +23,7 @@ from dareu.models.loading import DTYPE_NAMES
 from dareu.models.tiny import TINY_SIZES
 from dareu.train.common import TrainingStopped, partial_state
 from dareu.train.finetune import (
+    BASE_KINDS,
     HF_EPOCHS,
     HF_FULL_LR,
     HF_LORA_LR,
@@ -56,10 +57,16 @@ def build_parser(prog: str = "dareu finetune") -> argparse.ArgumentParser:
         help="size of the tiny base (default: %(default)s)")  # fmt: skip
     add("--format", dest="fmt", default=DEFAULTS.fmt, choices=PROMPT_FORMATS,
         help="prompt format (default: %(default)s)")  # fmt: skip
+    add("--base-kind", default=DEFAULTS.base_kind, choices=BASE_KINDS,
+        help="a --base folder's weights: scratch (random init) or pretrained; auto (default) "
+        "measures its loss on the first training rows against ln(vocab) and says what it "
+        "assumed. It picks the --lr/--epochs defaults")  # fmt: skip
     add("--epochs", type=int,
-        help=f"default: {TINY_EPOCHS} for tiny, {HF_EPOCHS} for a pretrained base")  # fmt: skip
+        help=f"default: {TINY_EPOCHS} from scratch (the tiny base), {HF_EPOCHS} for a "
+        "pretrained base")  # fmt: skip
     add("--lr", type=float,
-        help=f"default: {TINY_LR} tiny, {HF_FULL_LR} full, {HF_LORA_LR} LoRA")  # fmt: skip
+        help=f"default: {TINY_LR} from scratch (the tiny base); pretrained: {HF_FULL_LR} "
+        f"full, {HF_LORA_LR} LoRA")  # fmt: skip
     add("--batch-size", type=int, default=DEFAULTS.batch_size,
         help="rows per device and step (default: %(default)s)")  # fmt: skip
     add("--grad-accum", type=int, default=DEFAULTS.grad_accum,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -71,6 +72,11 @@ HF_FULL_LR, HF_LORA_LR, HF_EPOCHS = 1e-5, 1e-4, 5
 WORLD_EPOCHS, WORLD_BATCH = 10, 32
 # Background people the world's tiny base is pretrained on, by size (micro: unit tests).
 PRETRAIN_PEOPLE = {"micro": 100, "tiny": 3000, "small": 3000}
+# A user's base (--base-kind auto) counts as from scratch when its mean answer-token loss on
+# the first training rows is at least this share of ln(vocab), the loss of a uniform guess:
+# random init sits at ~1.0, a pretrained LM on English text far below (7B models: ~0.2-0.4).
+SCRATCH_LOSS_SHARE = 0.8
+BASE_KINDS = ("auto", "scratch", "pretrained")
 
 
 @dataclass
@@ -80,8 +86,10 @@ class FinetuneConfig:
     base: str = "tiny"  # "tiny" (built from the benchmark text) or a local HF folder
     tiny_size: str = "tiny"
     fmt: str = "plain"  # prompt format: plain | llama2 | chat
-    epochs: int | None = None  # None: TINY_EPOCHS for tiny, HF_EPOCHS otherwise
-    lr: float | None = None  # None: TINY_LR / HF_FULL_LR / HF_LORA_LR
+    epochs: int | None = None  # None: TINY_EPOCHS from scratch, HF_EPOCHS pretrained
+    lr: float | None = None  # None: TINY_LR from scratch, HF_FULL_LR / HF_LORA_LR pretrained
+    # What a user's base is, for the lr/epoch defaults: auto measures it (resolve_base_kind).
+    base_kind: str = "auto"
     batch_size: int = 16
     grad_accum: int = 1
     max_length: int = 128
@@ -110,17 +118,23 @@ class FinetuneConfig:
     def is_tiny(self) -> bool:
         return self.base == "tiny"
 
+    @property
+    def from_scratch(self) -> bool:
+        """Random weights: the tiny base, or a user's base measured (or declared) so; an
+        unresolved `auto` counts as pretrained."""
+        return self.is_tiny or self.base_kind == "scratch"
+
     def resolved_lr(self) -> float:
         if self.lr is not None:
             return self.lr
-        if self.is_tiny:
+        if self.from_scratch:
             return TINY_LR
         return HF_LORA_LR if self.lora else HF_FULL_LR
 
     def resolved_epochs(self) -> int:
         if self.epochs is not None:
             return self.epochs
-        return TINY_EPOCHS if self.is_tiny else HF_EPOCHS
+        return TINY_EPOCHS if self.from_scratch else HF_EPOCHS
 
     def resolved_pretrain_people(self) -> int:
         return self.pretrain_people or PRETRAIN_PEOPLE.get(self.tiny_size, 3000)
@@ -138,6 +152,8 @@ class FinetuneConfig:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPE_NAMES)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if self.base_kind not in BASE_KINDS:
+            raise ValueError(f"base_kind {self.base_kind!r} is not one of {', '.join(BASE_KINDS)}")
         if self.merge not in ("auto", "yes", "no"):
             raise ValueError(f"merge {self.merge!r} is not one of auto, yes, no")
         for name in ("batch_size", "grad_accum", "max_length", "lora_r"):
@@ -178,7 +194,9 @@ class FinetuneConfig:
         if not self.lora:
             for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_targets", "merge"):
                 d.pop(k)
-        if not self.is_tiny:
+        if self.is_tiny:
+            d.pop("base_kind")
+        else:
             d.pop("tiny_size")
             d.pop("pretrain_people")
         return d
@@ -243,6 +261,52 @@ def resolve_base(
                                  fmt=cfg.fmt)  # fmt: skip
             return world_base_dir(pre, root=root, progress=progress)
         return tiny_base_dir(benchmark, size=cfg.tiny_size, seed=cfg.seed, root=root)
+
+
+def resolve_base_kind(
+    cfg: FinetuneConfig,
+    base_dir: Path,
+    samples: list[QASample | DocSample],
+    root: Path,
+    state: PartialState,
+) -> FinetuneConfig:
+    """`cfg` with a user base's kind settled (auto: measured by `initial_loss_share`, once
+    per base weights), and the assumption printed with the defaults it implies."""
+    if cfg.is_tiny:
+        return cfg
+    how = "--base-kind"
+    if cfg.base_kind == "auto":
+        memo = root / "cache" / "base_kind.json"
+        fp = model_fingerprint(base_dir, memo=root / "cache" / "fingerprints.json")
+        known = json.loads(memo.read_text()) if memo.is_file() else {}
+        if fp not in known:
+            known[fp] = initial_loss_share(base_dir, samples, cfg)
+            if state.is_main_process:
+                atomic_write_json(memo, known)
+        share = float(known[fp])
+        kind = "scratch" if share >= SCRATCH_LOSS_SHARE else "pretrained"
+        how = f"auto: first-rows loss {share:.2f} x ln(vocab), threshold {SCRATCH_LOSS_SHARE}"
+        cfg = dataclasses.replace(cfg, base_kind=kind)
+    state.print(f"[dareu] base {base_dir}: assumed "
+                f"{'from scratch' if cfg.from_scratch else 'pretrained'} ({how}); fine-tune "
+                f"lr {cfg.resolved_lr():g}, {cfg.resolved_epochs()} epochs")  # fmt: skip
+    return cfg
+
+
+@torch.no_grad()
+def initial_loss_share(
+    base_dir: Path, samples: list[QASample | DocSample], cfg: FinetuneConfig
+) -> float:
+    """The base's mean answer-token loss on `samples` over ln(vocab size)."""
+    if not samples:
+        raise ValueError("no training rows to measure the base on; pass --base-kind")
+    model, tokenizer = load_model(base_dir, dtype="fp32")
+    model.eval()
+    loader = qa_loader(samples, tokenizer, check_format(cfg.fmt), max_length=cfg.max_length,
+                       batch_size=len(samples), seed=0)  # fmt: skip
+    loss = float(model(**next(iter(loader))).loss)
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    return loss / math.log(vocab)
 
 
 def rows_line(which: str, samples: list[QASample | DocSample], passes: int) -> str:
@@ -361,9 +425,12 @@ def finetune(
     if save_every < 0:
         raise ValueError(f"save_every must be >= 0, got {save_every}")
     root = Path(root) if root is not None else output_root()
-    samples, loop_epochs = training_rows(benchmark, which, cfg)
     state = partial_state()
     base_dir = resolve_base(benchmark, cfg, root, state, progress)
+    first: list[QASample | DocSample] = [*training_samples(benchmark, which),
+                                         *benchmark.retain_docs]  # fmt: skip
+    cfg = resolve_base_kind(cfg, base_dir, first[:16], root, state)
+    samples, loop_epochs = training_rows(benchmark, which, cfg)
     key = run_key(benchmark, which, cfg, base_dir, root)
     out = root / "models" / f"{which}-{key}"
     # One run per work folder at a time: a second run of the same fine-tune waits, then
