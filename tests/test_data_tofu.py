@@ -133,3 +133,23 @@ def test_tofu_subset_keeps_the_request_and_n_retain_authors() -> None:
     assert sorted({q.owner for q in other.retain}) != retained
     with pytest.raises(DataError, match="--tofu-authors: must be between 1 and 198"):
         load_request(str(TOFU_DIR), "forget01", tofu_authors=500)
+
+
+def test_tofu_subset_default_is_20_authors_for_the_tiny_model_only() -> None:
+    """The job's default: 20 retain authors with the tiny model on TOFU, every author with
+    --model or with 'all'; the CLI parses 'all' and refuses 0."""
+    import argparse
+
+    from dareu.cli import tofu_authors
+    from dareu.pipeline import TINY_TOFU_AUTHORS, JobConfig
+
+    assert TINY_TOFU_AUTHORS == 20
+    assert JobConfig(benchmark="tofu").resolved_tofu_authors == 20
+    assert (
+        JobConfig(benchmark="tofu", tofu_authors=tofu_authors("all")).resolved_tofu_authors is None
+    )
+    assert JobConfig(benchmark="tofu", tofu_authors=7).resolved_tofu_authors == 7
+    assert JobConfig(benchmark="tofu", model="/m").resolved_tofu_authors is None
+    assert JobConfig().resolved_tofu_authors is None  # the knowledge world
+    with pytest.raises(argparse.ArgumentTypeError, match="'all'"):
+        tofu_authors("0")

@@ -36,6 +36,11 @@ from dareu.ppo.config import PPOConfig
 from dareu.unlearners import Round, Unlearner, make_unlearner
 
 JOB_VERSION = 1  # bump when the job changes what a given config produces
+# TOFU with the tiny from-scratch model: the forget authors plus retain_perturbed's 20
+# authors (the retain evaluation's). Measured (docs/methods.md, "TOFU"): the whole main
+# job on forget01 runs cold in about 6 minutes on 2 CPU cores and the original model
+# memorises its forget set (ROUGE-L recall 0.99).
+TINY_TOFU_AUTHORS = 20
 
 
 @dataclass
@@ -87,8 +92,16 @@ class JobConfig:
     continuation_tokens: int = 32  # completion target / most tokens a continuation gets
     retain_doc_share: float | None = None  # documents' share of the retain rows (None: natural)
     # TOFU only: keep the forget authors and this many retain authors (drawn with the seed),
-    # so a small machine can run the whole job (None: every author).
+    # so a small machine can run the whole job (0: every author; None: TINY_TOFU_AUTHORS
+    # with the tiny model, every author with --model).
     tofu_authors: int | None = None
+
+    @property
+    def resolved_tofu_authors(self) -> int | None:
+        """Retain authors kept on TOFU (None: every author)."""
+        if self.tofu_authors is not None:
+            return self.tofu_authors or None
+        return TINY_TOFU_AUTHORS if self.benchmark == "tofu" and self.model is None else None
 
     @property
     def resolved_profile(self) -> str:
@@ -129,6 +142,8 @@ class JobConfig:
             raise ValueError(f"--dtype: {self.dtype!r} is not one of {', '.join(DTYPE_NAMES)}")
         if self.rounds < 1:
             raise ValueError(f"--rounds: must be >= 1, got {self.rounds}")
+        if self.tofu_authors is not None and self.tofu_authors < 0:
+            raise ValueError(f"--tofu-authors: must be >= 1 or 'all', got {self.tofu_authors}")
         if self.save_every < 0:
             raise ValueError(f"--save-every: must be >= 0, got {self.save_every}")
         if self.report_to not in ("none", "tensorboard"):
@@ -354,7 +369,7 @@ def preflight(job: JobConfig, unlearner: Unlearner) -> Benchmark:
     known = attributor_owners_from_spec(job.attributor)  # before the data stage writes
     bench = load_request(job.benchmark, job.forget, tofu_dir=job.tofu_dir,
                          idk_path=job.idk_path, seed=job.seed,
-                         tofu_authors=job.tofu_authors)  # fmt: skip
+                         tofu_authors=job.resolved_tofu_authors)  # fmt: skip
     if not cuts_after_models(job, bench):
         bench = cut_documents(job, bench, preflight_tokenizer(job, bench))
     split_rounds(bench.forget, bench.forget_owners, job.rounds)
@@ -467,7 +482,7 @@ def _run_locked(
     log_start(job, bench, unlearner, forget_rows, retain_rows)
     attributor = load_job_attributor(job, ppo, bench, original)
     unlearner.start(out)
-    prepare_folder(job, out, unlearner.config(), original, retain_model)
+    prepare_folder(job, bench, out, unlearner.config(), original, retain_model)
 
     distill = [*retain_rows, *(bench.general_train if job.distill_general else [])]
     rows: list[dict[str, Any]] = []
@@ -585,10 +600,11 @@ def load_job_attributor(job: JobConfig, ppo: PPOConfig, bench: Benchmark, origin
 
 
 def prepare_folder(
-    job: JobConfig, out: Path, method_cfg: dict[str, Any], original: Path,
+    job: JobConfig, bench: Benchmark, out: Path, method_cfg: dict[str, Any], original: Path,
     retain_model: Path | None,
 ) -> None:  # fmt: skip
-    """--force clears earlier rounds and evaluations; config.json says what runs."""
+    """--force clears earlier rounds and evaluations; config.json says what runs (with the
+    benchmark's name and owners: a TOFU subset's drawn authors are listed)."""
     from dareu.train.common import partial_state
 
     state = partial_state()
@@ -603,7 +619,9 @@ def prepare_folder(
         atomic_write_json(
             out / "config.json",
             {"job": dataclasses.asdict(job), "method": method_cfg, "original": str(original),
-             "retain_model": str(retain_model) if retain_model else None},
+             "retain_model": str(retain_model) if retain_model else None,
+             "benchmark": {"name": bench.name, "tofu_authors": job.resolved_tofu_authors,
+                           "forget_owners": bench.forget_owners, "owners": bench.owners}},
         )  # fmt: skip
     state.wait_for_everyone()
 

@@ -12,6 +12,7 @@ unknown command.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-data": ("dareu.cli.make_data", "generate the synthetic benchmark, validate user data"),
     "config": ("dareu.cli.config", "paths of the shipped Accelerate and DareU configs"),
 }
+
+
+def tofu_authors(text: str) -> int:
+    """`--tofu-authors`: a count >= 1, or 'all' (0: every author)."""
+    if text.strip().lower() == "all":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or 'all', got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a count >= 1 or 'all', got {text!r}")
+    return n
 
 
 def usage() -> str:

@@ -30,6 +30,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from dareu.cli import tofu_authors
+
 # The table: (column title, summary key, scale). The paper's columns first, then ours.
 COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("D_F ROUGE-L", "forget_rougeL", 1.0),
@@ -38,6 +40,7 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("ToW", "tow", 1.0),
     ("TR forget", "forget_truth_ratio", 1.0),
     ("MIA AUC (min-k)", "mia_min_k_auc", 1.0),
+    ("privleak", "privleak", 1.0),
     ("FQ", "forget_quality", 1.0),
     ("MU", "model_utility", 1.0),
     ("gibberish %", "gibberish_rate", 100.0),
@@ -115,6 +118,9 @@ def build_parser(prog: str = "dareu benchmark") -> argparse.ArgumentParser:
     add("--benchmark", default="synthetic",
         help="synthetic (default) | tofu | folder | JSONL")  # fmt: skip
     add("--tofu-dir", default=None, help="local TOFU folder")
+    add("--tofu-authors", type=tofu_authors, default=None,
+        help="TOFU only: the forget authors and this many retain authors; 'all' keeps every "
+        "author (default: 20 with the tiny model, all with --model)")  # fmt: skip
     add("--model", default=None, help="original model folder (default: tiny)")
     add("--retain-model", default=None,
         help="retain model folder, or per request: forget05=PATH,forget10=PATH")  # fmt: skip
@@ -249,7 +255,8 @@ def bench_dir(a: argparse.Namespace) -> Path:
 
     if a.out:
         return Path(a.out).expanduser().resolve()
-    name = a.name or content_hash(a.benchmark, a.model, a.fmt, a.forget, a.tofu_dir)
+    subset = [a.tofu_authors] if a.tofu_authors is not None else []
+    name = a.name or content_hash(a.benchmark, a.model, a.fmt, a.forget, a.tofu_dir, *subset)
     return output_root() / "benchmark" / f"{Path(str(a.benchmark)).name}-{name}"
 
 
@@ -268,6 +275,7 @@ def job_config(spec: dict[str, Any]) -> Any:
         benchmark=spec["benchmark"],
         forget=spec["forget"],
         tofu_dir=spec["tofu_dir"],
+        tofu_authors=spec.get("tofu_authors"),
         model=spec["model"],
         retain_model=spec["retain_model"],
         fmt=spec["fmt"],
@@ -640,7 +648,8 @@ def run_spec(a: argparse.Namespace, p: dict[str, Any], forget: str | None, metho
     """Everything one run needs, picklable (it goes to a child process)."""
     return {
         "method": method, "seed": seed, "forget": forget, "benchmark": a.benchmark,
-        "tofu_dir": a.tofu_dir, "model": a.model, "retain_model": p["retain"][forget],
+        "tofu_dir": a.tofu_dir, "tofu_authors": a.tofu_authors, "model": a.model,
+        "retain_model": p["retain"][forget],
         "fmt": a.fmt, "dtype": a.dtype, "threads": a.threads,
         "eval_max_new_tokens": a.eval_max_new_tokens or (64 if a.model is None else 200),
         "eval_batch_size": a.eval_batch_size, "eval_max_samples": a.eval_max_samples,

@@ -26,6 +26,7 @@ import typing
 from pathlib import Path
 from typing import Any, get_args
 
+from dareu.cli import tofu_authors
 from dareu.pipeline import JobConfig, main_process_print_first
 from dareu.ppo.config import TINY_OVERRIDES, PPOConfig, paper_config, tiny_config
 from dareu.train.common import TrainingStopped
@@ -85,9 +86,10 @@ def add_shared(p: argparse.ArgumentParser) -> None:
     add("--benchmark", default=None, help="synthetic (default) | tofu | folder | user JSONL")
     add("--forget", default=None, help="forget split (forget10) or owners/ids a,b,...")
     add("--tofu-dir", default=None, help="local TOFU folder")
-    add("--tofu-authors", type=int, default=None,
+    add("--tofu-authors", type=tofu_authors, default=None,
         help="TOFU only: keep the forget request's authors and this many retain authors, "
-        "drawn with --seed (default: every author)")  # fmt: skip
+        "drawn with --seed; 'all' keeps every author (default: 20 with the tiny model, "
+        "all with --model)")  # fmt: skip
     add("--idk-path", default=None, help="refusal answers, one per line (IdK methods)")
     add("--model", default=None, help="original model folder (default: the tiny original)")
     add("--retain-model", default=None, help="retain model folder (for ToW, forget quality)")
