@@ -1089,7 +1089,7 @@ def new_teacher_cache(
     vocab = int(lm.get_output_embeddings().weight.shape[0])
     n_tokens = sum(sum(1 for x in r["labels"][1:] if x != -100) for r in retain_rows)
     fits = n_tokens * vocab * 4 <= cfg.teacher_cache_mb * 2**20
-    how = "kept after first use" if fits else "over --teacher-cache-mb, recomputed"
+    how = "computed once, at the first PPO step" if fits else "over --teacher-cache-mb, recomputed"
     acc.print(f"[dareu] teacher cache: {n_tokens} retain answer tokens x {vocab} = "
               f"{n_tokens * vocab * 4 / 2**20:.0f} MB, {how}")  # fmt: skip
     return {} if fits else None
@@ -1104,20 +1104,24 @@ def answer_keep(labels: torch.Tensor) -> torch.Tensor:
 
 def cached_teacher(st: PPOState, rows: list[int]) -> torch.Tensor:
     """The original model's log-probs at the answer tokens of retain `rows` (row-major, as
-    `distill_from_teacher` wants), computing only the rows not seen before."""
+    `distill_from_teacher` wants). The first call fills the cache for every retain row, in
+    length-sorted passes of `forward_batch_size` rows (less padding than the steps' random
+    samples; nearly every row is sampled in a run anyway)."""
     assert st.teacher_cache is not None
-    missing = [i for i in dict.fromkeys(rows) if i not in st.teacher_cache]
-    if missing:
-        batch = collate_train([st.retain_rows[i] for i in missing], st.pad_id)
-        batch = {k: v.to(st.acc.device) for k, v in batch.items()}
-        att = batch["attention_mask"]
-        r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
-                "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
-        keep = answer_keep(batch["labels"])
-        with torch.no_grad():
-            t = torch.log_softmax(teacher_logits(st, r_in, keep).float(), dim=-1)
-        for i, part in zip(missing, t.split(keep.sum(dim=1).tolist()), strict=True):
-            st.teacher_cache[i] = part
+    if not st.teacher_cache:
+        sizes = [len(r["input_ids"]) for r in st.retain_rows]
+        all_rows = list(range(len(st.retain_rows)))
+        for part in length_chunks(all_rows, sizes, st.cfg.forward_batch_size):
+            batch = collate_train([st.retain_rows[i] for i in part], st.pad_id)
+            batch = {k: v.to(st.acc.device) for k, v in batch.items()}
+            att = batch["attention_mask"]
+            r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
+                    "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
+            keep = answer_keep(batch["labels"])
+            with torch.no_grad():
+                t = torch.log_softmax(teacher_logits(st, r_in, keep).float(), dim=-1)
+            for i, block in zip(part, t.split(keep.sum(dim=1).tolist()), strict=True):
+                st.teacher_cache[i] = block
     return torch.cat([st.teacher_cache[i] for i in rows])
 
 
