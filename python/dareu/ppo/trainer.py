@@ -1025,15 +1025,10 @@ def chunked_terms(st: PPOState, ro: Rollouts, sr: StepRows) -> StepTerms:
 def distill_chunks(st: PPOState, sr: StepRows) -> torch.Tensor:
     """The distillation term of `chunked_terms`, backpropagated chunk by chunk; returns its
     (detached) total."""
-    device, total = st.acc.device, torch.zeros((), device=st.acc.device)
+    total = torch.zeros((), device=st.acc.device)
     sizes = [len(r["input_ids"]) for r in st.retain_rows]
     for part in length_chunks(sr.my_dis, sizes, st.cfg.update_chunk):
-        rows = collate_train([st.retain_rows[i] for i in part], st.pad_id)
-        batch = {k: v.to(device) for k, v in rows.items()}
-        att = batch["attention_mask"]
-        r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
-                "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
-        keep = answer_keep(batch["labels"])
+        r_in, keep = retain_inputs(st, part)
         logits, _ = st.policy(**r_in, keep=keep)
         dis = distill_from_teacher(logits, retain_teacher(st, part, r_in, keep), sr.dis_denom)
         st.acc.backward(st.cfg.lambda_dis * dis)
@@ -1095,6 +1090,16 @@ def new_teacher_cache(
     return {} if fits else None
 
 
+def retain_inputs(st: PPOState, rows: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Retain `rows` right-padded into one forward input, and their answer positions."""
+    batch = collate_train([st.retain_rows[i] for i in rows], st.pad_id)
+    batch = {k: v.to(st.acc.device) for k, v in batch.items()}
+    att = batch["attention_mask"]
+    r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
+            "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
+    return r_in, answer_keep(batch["labels"])
+
+
 def answer_keep(labels: torch.Tensor) -> torch.Tensor:
     """`[B, S]` bool: the positions whose logits predict an answer token (label != -100)."""
     keep = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
@@ -1112,12 +1117,7 @@ def cached_teacher(st: PPOState, rows: list[int]) -> torch.Tensor:
         sizes = [len(r["input_ids"]) for r in st.retain_rows]
         all_rows = list(range(len(st.retain_rows)))
         for part in length_chunks(all_rows, sizes, st.cfg.forward_batch_size):
-            batch = collate_train([st.retain_rows[i] for i in part], st.pad_id)
-            batch = {k: v.to(st.acc.device) for k, v in batch.items()}
-            att = batch["attention_mask"]
-            r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
-                    "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
-            keep = answer_keep(batch["labels"])
+            r_in, keep = retain_inputs(st, part)
             with torch.no_grad():
                 t = torch.log_softmax(teacher_logits(st, r_in, keep).float(), dim=-1)
             for i, block in zip(part, t.split(keep.sum(dim=1).tolist()), strict=True):
