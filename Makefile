@@ -31,8 +31,10 @@ install: $(STAMP)
 test-rust:
 	cargo test --workspace
 
+# Two pytest-xdist workers (this machine has 2 cores); --dist loadfile keeps a file's tests
+# on one worker, so module fixtures are built once.
 test-python: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test: test-rust test-python
 
