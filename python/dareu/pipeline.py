@@ -37,8 +37,8 @@ from dareu.unlearners import Round, Unlearner, make_unlearner
 
 JOB_VERSION = 1  # bump when the job changes what a given config produces
 # TOFU with the tiny from-scratch model: the forget authors plus retain_perturbed's 20
-# authors (the retain evaluation's). Measured (docs/methods.md, "TOFU"): the whole main
-# job on forget01 runs cold in about 6 minutes on 2 CPU cores and the original model
+# authors (the retain evaluation's). Measured (docs/data.md, "--tofu-authors"): the whole main
+# job on forget01 runs cold in under 4 minutes on 2 idle CPU cores and the original model
 # memorises its forget set (ROUGE-L recall 0.99).
 TINY_TOFU_AUTHORS = 20
 
