@@ -140,6 +140,7 @@ def logprob_check(rows: int) -> dict[str, Any]:
         flat_logprobs,
         pad_id_of,
         response_keep,
+        response_lengths,
         sequence_inputs,
     )
     from dareu.train.finetune import default_config, ensure_finetuned
@@ -160,8 +161,7 @@ def logprob_check(rows: int) -> dict[str, Any]:
                              logits_processor=[SeededSampler(range(len(forget)),
                                                              cfg.temperature)])  # fmt: skip
         resp = out.sequences[:, ids.shape[1] :]
-        is_eos = torch.isin(resp, torch.tensor(eos))
-        lens = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, resp.shape[1])
+        lens = response_lengths(resp, eos)
         valid = torch.arange(resp.shape[1])[None] < lens[:, None]
         from_sampling = flat_logprobs(torch.stack(out.logits, 1)[valid], resp[valid],
                                       cfg.temperature)  # fmt: skip

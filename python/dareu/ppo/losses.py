@@ -89,26 +89,15 @@ def value_loss(
     return 0.5 * masked_sum(err, weights) / denom
 
 
-def distill_loss(
-    logits: torch.Tensor, teacher_logits: torch.Tensor, label_mask: torch.Tensor, denom: float
-) -> torch.Tensor:
-    """L_dis = KL(pi_original || pi) over the full vocabulary at each retain answer token.
-
-    `logits`/`teacher_logits` are aligned to the tokens they predict and `label_mask` marks
-    the answer tokens (teacher forcing on the ground-truth retain answer). Forward KL is
-    mass-covering: the policy must keep putting probability wherever the original did.
-    """
-    mask = label_mask.bool()
-    teacher_logp = F.log_softmax(teacher_logits.float()[mask], dim=-1)
-    return distill_from_teacher(logits[mask], teacher_logp, denom)
-
-
 def distill_from_teacher(
     logits: torch.Tensor, teacher_logp: torch.Tensor, denom: float
 ) -> torch.Tensor:
-    """`distill_loss` at the N answer positions only: the student's logits `[N, V]` and the
+    """L_dis = KL(pi_original || pi) over the full vocabulary at the N retain answer tokens
+    (teacher forcing on the ground-truth answer): the student's logits `[N, V]` and the
     teacher's log-probs `[N, V]`, both row-major (the PPO loop computes the student's head
-    on those positions only, and caches the teacher's: the original model never changes)."""
+    on those positions only, and caches the teacher's: the original model never changes).
+    Forward KL is mass-covering: the policy must keep putting probability wherever the
+    original did."""
     logq = F.log_softmax(logits.float(), dim=-1)
     kl = (teacher_logp.exp() * (teacher_logp - logq)).sum(dim=-1)
     return kl.sum() / denom

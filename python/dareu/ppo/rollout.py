@@ -123,15 +123,21 @@ def sample_responses(
         synced_gpus=synced,
     )
     resp = out[:, prompt_ids.shape[1] :]
+    lengths = response_lengths(resp, eos)
+    pos = torch.arange(resp.shape[1], device=device)[None, :]
+    resp = torch.where(pos < lengths[:, None], resp, torch.full_like(resp, pad_id))
+    return resp, lengths
+
+
+def response_lengths(resp: torch.Tensor, eos: list[int]) -> torch.Tensor:
+    """Tokens per sampled response `[B]`, up to and including the first EOS (all of them
+    when there is none)."""
     is_eos = torch.zeros_like(resp, dtype=torch.bool)
     for e in eos:
         is_eos |= resp == e
     has_eos = is_eos.any(dim=1)
     first = torch.where(has_eos, is_eos.float().argmax(dim=1), torch.full_like(has_eos, 0).long())
-    lengths = torch.where(has_eos, first + 1, torch.full_like(first, resp.shape[1]))
-    pos = torch.arange(resp.shape[1], device=device)[None, :]
-    resp = torch.where(pos < lengths[:, None], resp, torch.full_like(resp, pad_id))
-    return resp, lengths
+    return torch.where(has_eos, first + 1, torch.full_like(first, resp.shape[1]))
 
 
 def pad_right(x: torch.Tensor, width: int, value: float | int) -> torch.Tensor:
