@@ -348,6 +348,13 @@ def test_sampling_is_per_row_seeded_and_matches_the_forward_pass(root: Path) -> 
     valid = torch.arange(resp.shape[1])[None] < lens[:, None]
     logp = flat_logprobs(logits[keep], resp[valid], 0.8)
     assert torch.isfinite(logp).all() and (logp > -30).all()
+    # The input leaves out the last response column; with it, the kept logits agree.
+    assert inputs["input_ids"].shape[1] == ids.shape[1] + resp.shape[1] - 1
+    full_mask = torch.cat([mask, valid.to(mask.dtype)], dim=1)
+    with torch.no_grad():
+        full = model(input_ids=torch.cat([ids, resp], dim=1), attention_mask=full_mask,
+                     position_ids=(full_mask.long().cumsum(1) - 1).clamp(min=0)).logits  # fmt: skip
+    assert torch.allclose(full[:, :-1][keep], logits[keep], atol=1e-5, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- losses

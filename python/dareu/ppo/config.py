@@ -111,8 +111,8 @@ class PPOConfig:
     gradient_checkpointing: bool = _f(False, "recompute activations in backward (saves memory)")
     forward_batch_size: int = _f(64, "rows per no-grad forward pass (log-probs, values, teacher)")
     update_chunk: int = _f(
-        16,
-        "one process: a PPO step's rollout and retain rows are sorted by length and run "
+        32,
+        "one process: a PPO step's rollout and retain rows are sorted together by length and run "
         "forward and backward in chunks of this many rows, each padded to its own longest "
         "row, gradients summed (0 = one forward over all rows; several processes: always "
         "one, as DDP wants one forward per backward)",

@@ -153,15 +153,17 @@ def sequence_inputs(
     response_ids: torch.Tensor,
     lengths: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """Prompt + response as one forward input, with position ids that skip left padding."""
+    """Prompt + response as one forward input `[B, W + T - 1]`, with position ids that skip
+    left padding. The last response column is left out: its logits would predict a token
+    past the response and, attention being causal, no kept position reads it."""
     T = response_ids.shape[1]
     resp_mask = (torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]).to(
         prompt_mask.dtype
     )
-    mask = torch.cat([prompt_mask, resp_mask], dim=1)
+    mask = torch.cat([prompt_mask, resp_mask[:, : max(T - 1, 0)]], dim=1)
     position_ids = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
     return {
-        "input_ids": torch.cat([prompt_ids, response_ids], dim=1),
+        "input_ids": torch.cat([prompt_ids, response_ids[:, : max(T - 1, 0)]], dim=1),
         "attention_mask": mask,
         "position_ids": position_ids,
     }

@@ -966,74 +966,81 @@ def rollout_terms(
 def joint_terms(st: PPOState, ro: Rollouts, sr: StepRows) -> StepTerms:
     """The step's losses in ONE forward over its rollout and retain rows, then backward (so
     DDP sees one forward per backward); a process without rows joins with zero weight."""
-    cfg, acc, device = st.cfg, st.acc, st.acc.device
-    sub = trimmed(ro, torch.tensor(sr.local or [0], dtype=torch.long, device=device))
-    roll_w = 1.0 if sr.local else 0.0
-    inputs = sub.inputs()
-    n_roll = inputs["input_ids"].shape[0]
-    ret_batch = (
-        collate_train([st.retain_rows[i] for i in sr.my_dis], st.pad_id) if sr.my_dis else None
-    )
-    ids, att, pos, r_width = joint_inputs(inputs, ret_batch, st.pad_id, device)
-    keep_roll = response_keep(sub.prompt_ids.shape[1], sub.lengths, ids.shape[1])
-    keep = keep_roll
-    if ret_batch is not None:
-        labels = pad_right(ret_batch["labels"].to(device), ids.shape[1], -100)
-        keep = torch.cat([keep_roll, answer_keep(labels)])
-    logits, values = st.policy(input_ids=ids, attention_mask=att, position_ids=pos, keep=keep)
-    n_r = int(keep_roll.sum())
-    pg, vf, pstats = rollout_terms(st, sub, logits[:n_r], values[:n_roll], sr.denom, roll_w)
-    loss = pg + cfg.vf_coef * vf
-    dis = torch.zeros((), device=device)
-    if ret_batch is not None and sr.dis_denom > 0:
-        r_in = {"input_ids": ids[n_roll:, :r_width], "attention_mask": att[n_roll:, :r_width],
-                "position_ids": pos[n_roll:, :r_width]}  # fmt: skip
-        t_logp = retain_teacher(st, sr.my_dis, r_in, keep[n_roll:, :r_width])
-        dis = distill_from_teacher(logits[n_r:], t_logp, sr.dis_denom)
-        loss = loss + cfg.lambda_dis * dis
-    elif st.sharded and st.frozen_ref is None and sr.dis_idx:
-        with torch.no_grad():  # join the other processes' teacher pass (a collective)
-            st.policy(input_ids=ids[:1], attention_mask=att[:1], position_ids=pos[:1],
-                      reference=True)  # fmt: skip
-    acc.backward(loss)
-    return pg, vf, dis, pstats, roll_w
+    pg, vf, dis, stats, _ = rows_terms(st, ro, sr.local or [0], sr.my_dis, sr,
+                                       1.0 if sr.local else 0.0)  # fmt: skip
+    return pg, vf, dis, stats, 1.0 if sr.local else 0.0
 
 
 def chunked_terms(st: PPOState, ro: Rollouts, sr: StepRows) -> StepTerms:
-    """`joint_terms` on one process in length-sorted chunks of `update_chunk` rows, each
-    padded to its own longest row and backpropagated at once: the same per-token terms over
-    the same global denominators, so the gradients agree up to float summation order."""
-    cfg, device = st.cfg, st.acc.device
-    pg = vf = kl = clip = torch.zeros((), device=device)
-    n_tokens = 0
-    sizes = (ro.prompt_mask.sum(dim=1) + ro.lengths).tolist()
-    for part in length_chunks(sr.local, sizes, cfg.update_chunk):
-        sub = trimmed(ro, torch.tensor(part, dtype=torch.long, device=device))
-        inputs = sub.inputs()
-        keep = response_keep(sub.prompt_ids.shape[1], sub.lengths, inputs["input_ids"].shape[1])
-        logits, values = st.policy(**inputs, keep=keep)
-        pg_c, vf_c, stats = rollout_terms(st, sub, logits, values, sr.denom, 1.0)
-        st.acc.backward(pg_c + cfg.vf_coef * vf_c)
-        n = int(keep.sum())
-        pg, vf = pg + pg_c.detach(), vf + vf_c.detach()
-        kl, clip, n_tokens = kl + stats["approx_kl"] * n, clip + stats["clipfrac"] * n, n_tokens + n
-    dis = distill_chunks(st, sr) if sr.dis_denom > 0 else torch.zeros((), device=device)
+    """`joint_terms` on one process in chunks of `update_chunk` rows, rollout and retain rows
+    sorted together by length, each chunk padded to its own longest row and backpropagated
+    at once: the same per-token terms over the same global denominators, so the gradients
+    agree up to float summation order."""
+    device = st.acc.device
+    pg = vf = dis = kl = clip = torch.zeros((), device=device)
+    n_tokens, n_roll = 0, len(sr.local)
+    sizes = [int(ro.prompt_mask[i].sum() + ro.lengths[i]) for i in sr.local]
+    sizes += [len(st.retain_rows[i]["input_ids"]) for i in sr.my_dis]
+    for part in length_chunks(list(range(len(sizes))), sizes, st.cfg.update_chunk):
+        roll = [sr.local[i] for i in part if i < n_roll]
+        ret = [sr.my_dis[i - n_roll] for i in part if i >= n_roll]
+        pg_c, vf_c, dis_c, stats, n = rows_terms(st, ro, roll, ret, sr, 1.0)
+        pg, vf, dis = pg + pg_c, vf + vf_c, dis + dis_c
+        if roll:
+            kl, clip = kl + stats["approx_kl"] * n, clip + stats["clipfrac"] * n
+            n_tokens += n
     n_tokens = max(n_tokens, 1)
     return pg, vf, dis, {"approx_kl": kl / n_tokens, "clipfrac": clip / n_tokens}, 1.0
 
 
-def distill_chunks(st: PPOState, sr: StepRows) -> torch.Tensor:
-    """The distillation term of `chunked_terms`, backpropagated chunk by chunk; returns its
-    (detached) total."""
-    total = torch.zeros((), device=st.acc.device)
-    sizes = [len(r["input_ids"]) for r in st.retain_rows]
-    for part in length_chunks(sr.my_dis, sizes, st.cfg.update_chunk):
-        r_in, keep = retain_inputs(st, part)
-        logits, _ = st.policy(**r_in, keep=keep)
-        dis = distill_from_teacher(logits, retain_teacher(st, part, r_in, keep), sr.dis_denom)
-        st.acc.backward(st.cfg.lambda_dis * dis)
-        total = total + dis.detach()
-    return total
+def rows_terms(
+    st: PPOState, ro: Rollouts, roll: list[int], ret: list[int], sr: StepRows, roll_w: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor], int]:
+    """One forward over rollout rows `roll` (weighted `roll_w`) and retain rows `ret`,
+    right-padded to one width and stacked, their losses, and one backward; returns the
+    detached (policy, value, distillation) terms, the rollout stats and rollout tokens."""
+    cfg, device = st.cfg, st.acc.device
+    zero = torch.zeros((), device=device)
+    parts: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+    if roll:
+        sub = trimmed(ro, torch.tensor(roll, dtype=torch.long, device=device))
+        inputs = sub.inputs()
+        parts.append((inputs, response_keep(sub.prompt_ids.shape[1], sub.lengths,
+                                            inputs["input_ids"].shape[1])))  # fmt: skip
+    if ret:
+        parts.append(retain_inputs(st, ret))
+    stacked, keep = stack_rows(parts, st.pad_id)
+    logits, values = st.policy(**stacked, keep=keep)
+    n_r = int(parts[0][1].sum()) if roll else 0
+    pg = vf = dis = zero
+    stats: dict[str, torch.Tensor] = {}
+    if roll:
+        pg, vf, stats = rollout_terms(st, sub, logits[:n_r], values[: len(roll)], sr.denom, roll_w)
+    loss = pg + cfg.vf_coef * vf
+    if ret and sr.dis_denom > 0:
+        r_in, r_keep = parts[-1]
+        dis = distill_from_teacher(logits[n_r:], retain_teacher(st, ret, r_in, r_keep),
+                                   sr.dis_denom)  # fmt: skip
+        loss = loss + cfg.lambda_dis * dis
+    elif st.sharded and st.frozen_ref is None and sr.dis_idx:
+        with torch.no_grad():  # join the other processes' teacher pass (a collective)
+            one = {k: v[:1] for k, v in stacked.items()}
+            st.policy(**one, reference=True)
+    st.acc.backward(loss)
+    return pg.detach(), vf.detach(), dis.detach(), stats, n_r
+
+
+def stack_rows(
+    parts: list[tuple[dict[str, torch.Tensor], torch.Tensor]], pad_id: int
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Forward inputs and their kept positions, right-padded to one width and stacked, so
+    one forward serves rollout and retain rows."""
+    if len(parts) == 1:
+        return parts[0]
+    width = max(p[0]["input_ids"].shape[1] for p in parts)
+    fill = {"input_ids": pad_id, "attention_mask": 0, "position_ids": 0}
+    stacked = {k: torch.cat([pad_right(p[0][k], width, v) for p in parts]) for k, v in fill.items()}
+    return stacked, torch.cat([pad_right(p[1], width, False) for p in parts])
 
 
 def length_chunks(rows: list[int], sizes: list[int], size: int) -> list[list[int]]:
@@ -1051,26 +1058,6 @@ def retain_teacher(
         return cached_teacher(st, rows)
     with torch.no_grad():
         return torch.log_softmax(teacher_logits(st, r_in, keep).float(), dim=-1)
-
-
-def joint_inputs(
-    inputs: dict[str, torch.Tensor], ret_batch: dict[str, torch.Tensor] | None, pad_id: int,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:  # fmt: skip
-    """Rollout rows and retain rows right-padded to one width and stacked, so one forward
-    serves both; returns (ids, mask, positions, retain width)."""
-    width = inputs["input_ids"].shape[1]
-    if ret_batch is not None:
-        width = max(width, ret_batch["input_ids"].shape[1])
-    ids = pad_right(inputs["input_ids"], width, pad_id)
-    att = pad_right(inputs["attention_mask"], width, 0)
-    pos = pad_right(inputs["position_ids"], width, 0)
-    if ret_batch is None:
-        return ids, att, pos, 0
-    r_ids = pad_right(ret_batch["input_ids"].to(device), width, pad_id)
-    r_att = pad_right(ret_batch["attention_mask"].to(device), width, 0)
-    r_pos = (r_att.long().cumsum(1) - 1).clamp(min=0)
-    return torch.cat([ids, r_ids]), torch.cat([att, r_att]), torch.cat([pos, r_pos]), width
 
 
 def new_teacher_cache(
@@ -1091,20 +1078,17 @@ def new_teacher_cache(
 
 
 def retain_inputs(st: PPOState, rows: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Retain `rows` right-padded into one forward input, and their answer positions."""
-    batch = collate_train([st.retain_rows[i] for i in rows], st.pad_id)
-    batch = {k: v.to(st.acc.device) for k, v in batch.items()}
-    att = batch["attention_mask"]
-    r_in = {"input_ids": batch["input_ids"], "attention_mask": att,
+    """Retain `rows` right-padded into one forward input, and the positions whose logits
+    predict an answer token (label != -100). The last column is left out: it predicts
+    nothing."""
+    batch = {
+        k: v.to(st.acc.device)
+        for k, v in collate_train([st.retain_rows[i] for i in rows], st.pad_id).items()
+    }
+    att = batch["attention_mask"][:, :-1]
+    r_in = {"input_ids": batch["input_ids"][:, :-1], "attention_mask": att,
             "position_ids": (att.long().cumsum(1) - 1).clamp(min=0)}  # fmt: skip
-    return r_in, answer_keep(batch["labels"])
-
-
-def answer_keep(labels: torch.Tensor) -> torch.Tensor:
-    """`[B, S]` bool: the positions whose logits predict an answer token (label != -100)."""
-    keep = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
-    keep[:, :-1] = labels[:, 1:] != -100
-    return keep
+    return r_in, batch["labels"][:, 1:] != -100
 
 
 def cached_teacher(st: PPOState, rows: list[int]) -> torch.Tensor:
