@@ -13,6 +13,7 @@ machine is shared and noisy, so only interleaved ratios mean anything.
     DAREU_HOME=/tmp/home python scripts/bench_ppo.py --batches 6 --reps 2 --threads 1
     DAREU_HOME=/tmp/home python scripts/bench_ppo.py --compare HEAD~5 --reps 3
     DAREU_HOME=/tmp/home python scripts/bench_ppo.py --logprob-check
+    DAREU_HOME=/tmp/home python scripts/bench_ppo.py --topk-check --batches 20 --threads 1
     DAREU_HOME=/tmp/home python scripts/bench_ppo.py --scale --batches 3 --reps 1 --threads 1
 """
 
@@ -63,11 +64,12 @@ class _FixedLength:
 
 
 def worker(
-    batches: int, threads: int | None, rollouts: int | None = None, length: int | None = None
-) -> dict[str, Any]:
+    batches: int, threads: int | None, rollouts: int | None = None, length: int | None = None,
+    topk: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     """One measurement in this process (imports whatever `dareu` PYTHONPATH points at).
     `rollouts`/`length`: the scale runs' batch (queries x 2 samples) and fixed response
-    length; None: the default job's."""
+    length; None: the default job's. `topk`: also `topk_probe` before the last update."""
     import resource
 
     import torch
@@ -102,6 +104,16 @@ def worker(
         setattr(tr, "sample_responses",  # noqa: B010
                 lambda model, *a, **k: sample(_FixedLength(model, length), *a, **k))  # fmt: skip
     records: list[dict[str, Any]] = []
+    probe: dict[str, Any] = {}
+    if topk:
+        update = tr.update
+
+        def probed(st: Any, *args: Any) -> Any:
+            if len(records) == batches - 1:
+                probe.update(topk_probe(st))
+            return update(st, *args)
+
+        setattr(tr, "update", probed)  # noqa: B010
 
     def on_batch(rec: dict[str, Any]) -> None:
         records.append(rec)
@@ -120,7 +132,43 @@ def worker(
     t["update_rest"] = t.get("update", 0.0) - inner
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"batches": len(records), "iteration_s": total / len(records), "phases": t,
-            "total_s": total, "tokens": tokens, "peak_rss_mb": rss}  # fmt: skip
+            "total_s": total, "tokens": tokens, "peak_rss_mb": rss, **probe}  # fmt: skip
+
+
+def topk_probe(st: Any, ks: tuple[int, ...] = (16, 64, 256)) -> dict[str, Any]:
+    """The top-k teacher's error on the policy as it stands: over every retain answer token,
+    the distillation KL and its gradient w.r.t. the logits, top-k form against full."""
+    import torch
+
+    import dareu.ppo.trainer as tr
+    from dareu.ppo.losses import distill_from_teacher
+    from dareu.ppo.teacher import compress
+
+    rows = list(range(len(st.retain_rows)))
+    full = tr.cached_teacher(st, rows)
+    assert isinstance(full, torch.Tensor), "the probe wants the full cache"
+    with torch.no_grad():
+        parts = [rows[i : i + 64] for i in range(0, len(rows), 64)]
+        x = torch.cat([st.policy(**r_in, keep=keep)[0].float()
+                       for r_in, keep in (tr.retain_inputs(st, p) for p in parts)])  # fmt: skip
+
+    def loss_and_grad(teacher: Any) -> tuple[float, Any]:
+        y = x.clone().requires_grad_()
+        loss = distill_from_teacher(y, teacher, float(len(x)))
+        loss.backward()
+        return float(loss), y.grad
+
+    kl, grad = loss_and_grad(full)
+    out: dict[str, Any] = {"answer_tokens": len(x), "kl_full": kl}
+    for k in ks:
+        tk = compress(full, k)
+        kl_k, grad_k = loss_and_grad(tk)
+        rest = 1 - tk.logp.exp().sum(-1)
+        out[f"top{k}"] = {"kl_rel_gap": kl_k / kl - 1,
+                          "grad_rel_err": float((grad_k - grad).norm() / grad.norm()),
+                          "rest_mass_mean": float(rest.mean()),
+                          "rest_mass_max": float(rest.max())}  # fmt: skip
+    return out
 
 
 def logprob_check(rows: int) -> dict[str, Any]:
@@ -242,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", default=None, metavar="REV", help="another git revision")
     p.add_argument("--logprob-check", action="store_true",
                    help="sampling pass's log-probs vs the forward pass's")  # fmt: skip
+    p.add_argument("--topk-check", action="store_true",
+                   help="top-k teacher's distillation error after --batches batches")  # fmt: skip
     p.add_argument("--scale", action="store_true",
                    help="time at 16/32/64 rollouts, response length 32/64/128")  # fmt: skip
     p.add_argument("--rollouts", type=int, default=None, help=argparse.SUPPRESS)
@@ -258,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.logprob_check:
         print(json.dumps(logprob_check(32)))
+        return 0
+    if a.topk_check:
+        r = worker(a.batches, a.threads, topk=True)
+        keys = [k for k in r if k in ("answer_tokens", "kl_full") or k.startswith("top")]
+        print(json.dumps({k: r[k] for k in keys}))
         return 0
     codes = {"this tree": REPO}
     tmp = None

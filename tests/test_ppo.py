@@ -11,6 +11,7 @@ which would make that test compare a run with itself.)
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -439,6 +440,69 @@ def test_cached_teacher_gives_the_recomputed_distillation(root: Path, lora: bool
     if lora:
         wa, wb = trainable(outs["on"]), trainable(outs["off"])
         assert max((wa[k] - wb[k]).abs().max().item() for k in wa) <= 1e-6
+
+
+def test_topk_teacher_kl_is_the_coarsened_kl_and_a_lower_bound() -> None:
+    """The top-k form's distillation loss is, by hand, the KL between teacher and student
+    coarsened to the teacher's k tokens plus one rest bucket; it never exceeds the full KL
+    and equals it when the rest bucket holds one token (k = V - 1)."""
+    from dareu.ppo.losses import distill_from_teacher
+    from dareu.ppo.teacher import compress
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 40, generator=g) * 3
+    t_logp = torch.log_softmax(torch.randn(5, 40, generator=g) * 3, dim=-1)
+    full = distill_from_teacher(logits, t_logp, 1.0)
+    logq = torch.log_softmax(logits, dim=-1)
+    for k in (3, 16, 39):
+        tk = compress(t_logp, k)
+        hand = 0.0
+        for r in range(5):
+            top = set(tk.ids[r].tolist())
+            p = [t_logp[r, i].exp().item() for i in sorted(top)]
+            q = [logq[r, i].exp().item() for i in sorted(top)]
+            p.append(1 - sum(p))
+            q.append(sum(logq[r, i].exp().item() for i in range(40) if i not in top))
+            hand += sum(a * math.log(a / b) for a, b in zip(p, q, strict=True) if a > 0)
+        got = distill_from_teacher(logits, tk, 1.0)
+        assert got.item() == pytest.approx(hand, rel=1e-4, abs=1e-5), k
+        assert got.item() <= full.item() + 1e-5
+    assert distill_from_teacher(logits, compress(t_logp, 39), 1.0).item() == pytest.approx(
+        full.item(), rel=1e-5
+    )
+    # A teacher with all its mass on its top k: the rest term is 0, not NaN.
+    peaked = torch.full((1, 40), -1e4).index_fill_(1, torch.tensor([2]), 0.0)
+    x = logits[:1].clone().requires_grad_()
+    loss = distill_from_teacher(x, compress(torch.log_softmax(peaked, -1), 3), 1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+
+
+def test_teacher_cache_plan_takes_the_largest_form_that_fits() -> None:
+    from dareu.ppo.teacher import MIN_TOPK, plan
+
+    assert plan(1000, 2048, 100, 0) == ("full", 2048)  # 7.8 MB
+    assert plan(1000, 32000, 100, 0) == ("topk", 100 * 2**20 // 8000)  # 122 MB full
+    assert plan(10**6, 32000, 100, 0) is None  # 13 per token < MIN_TOPK
+    assert plan(1000, 2048, 100, 64) == ("topk", 64)
+    assert plan(1000, 2048, 100, 4096) == ("full", 2048)
+    assert plan(1000, 2048, 0, 0) is None and MIN_TOPK == 16
+
+
+def test_topk_teacher_cache_runs_and_matches_the_full_one_at_k_v_minus_1(root: Path) -> None:
+    """A run whose cache keeps V - 1 tokens per position (one-token rest bucket) logs the
+    distillation losses of the full cache within 1e-6; k = 16 runs with a smaller loss."""
+    from transformers import AutoConfig
+
+    vocab = int(AutoConfig.from_pretrained(build_base(root)).vocab_size)
+    logs: dict[int, list[dict[str, Any]]] = {0: [], vocab - 1: [], 16: []}
+    for k in logs:
+        cfg = small_config(epochs=2, ppo_steps=3, distill_batch_size=3, lr=1e-3, teacher_topk=k)
+        run_trainer(root, f"topk-{k}", cfg, on_batch=logs[k].append)
+    for a, b, c in zip(logs[0], logs[vocab - 1], logs[16], strict=True):
+        assert a["dis_loss"] > 0
+        assert b["dis_loss"] == pytest.approx(a["dis_loss"], abs=1e-6, rel=1e-6)
+        assert math.isfinite(c["dis_loss"]) and c["dis_loss"] <= a["dis_loss"] * 1.5
 
 
 @pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])

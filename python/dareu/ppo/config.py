@@ -121,7 +121,15 @@ class PPOConfig:
         2048,
         "keep the original model's log-probs on each retain row's answer tokens after their "
         "first use (it never changes), if all of them fit in this many MB; 0 recomputes "
-        "them at every PPO step (always so under FSDP/ZeRO-3, where the pass is collective)",
+        "them at every PPO step (always so under FSDP/ZeRO-3, where the pass is collective); "
+        "when the full log-probs do not fit, their top k per token and the mass left (k as "
+        "large as fits, at least 16)",
+    )
+    teacher_topk: int = _f(
+        0,
+        "keep only the teacher's top k log-probs per answer token and the mass left "
+        "(distillation then uses the KL of those k + 1 buckets, a lower bound); 0 = the "
+        "full distribution when it fits in --teacher-cache-mb, else the largest k that fits",
     )
 
     def validate(self) -> None:
@@ -162,6 +170,8 @@ class PPOConfig:
             "attr_temperature",
             "distill_batch_size",
             "update_chunk",
+            "teacher_cache_mb",
+            "teacher_topk",
         )
         for name in nonneg:
             if getattr(self, name) < 0:

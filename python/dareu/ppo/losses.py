@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from dareu.ppo.config import KLEstimator
+from dareu.ppo.teacher import Teacher, TopKTeacher
 
 
 def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: KLEstimator) -> torch.Tensor:
@@ -89,15 +90,28 @@ def value_loss(
     return 0.5 * masked_sum(err, weights) / denom
 
 
-def distill_from_teacher(
-    logits: torch.Tensor, teacher_logp: torch.Tensor, denom: float
-) -> torch.Tensor:
+def distill_from_teacher(logits: torch.Tensor, teacher: Teacher, denom: float) -> torch.Tensor:
     """L_dis = KL(pi_original || pi) over the full vocabulary at the N retain answer tokens
     (teacher forcing on the ground-truth answer): the student's logits `[N, V]` and the
     teacher's log-probs `[N, V]`, both row-major (the PPO loop computes the student's head
     on those positions only, and caches the teacher's: the original model never changes).
     Forward KL is mass-covering: the policy must keep putting probability wherever the
-    original did."""
+    original did. A top-k teacher gives the KL of the coarsened distributions (`topk_kl`)."""
     logq = F.log_softmax(logits.float(), dim=-1)
-    kl = (teacher_logp.exp() * (teacher_logp - logq)).sum(dim=-1)
+    if isinstance(teacher, TopKTeacher):
+        kl = topk_kl(logq, teacher)
+    else:
+        kl = (teacher.exp() * (teacher - logq)).sum(dim=-1)
     return kl.sum() / denom
+
+
+def topk_kl(logq: torch.Tensor, teacher: TopKTeacher) -> torch.Tensor:
+    """Per row, KL between teacher and student coarsened to the teacher's k tokens and one
+    bucket for the rest of the vocabulary (a lower bound of the full KL)."""
+    ids = teacher.ids.long()
+    q_top = logq.gather(-1, ids)
+    q_rest = torch.logsumexp(logq.scatter(-1, ids, float("-inf")), dim=-1)
+    kl = (teacher.logp.exp() * (teacher.logp - q_top)).sum(dim=-1)
+    p_rest = teacher.rest.exp()
+    p_log = torch.where(p_rest > 0, teacher.rest, q_rest)  # no mass left: the term is 0
+    return kl + p_rest * (p_log - q_rest)

@@ -70,6 +70,8 @@ from dareu.ppo.rollout import (
     sample_seed,
     to_grid,
 )
+from dareu.ppo.teacher import BYTES_PER_KEPT, Teacher, TeacherCache
+from dareu.ppo.teacher import plan as teacher_plan
 from dareu.ppo.value_head import (
     GenerateThroughRoot,
     PolicyWithValue,
@@ -340,7 +342,7 @@ class PPOState:
     batches_done: int = 0
     snapshot: dict[str, torch.Tensor] | None = None  # rollout policy of rollout_refresh=epoch
     # retain row -> the original model's log-probs [answer tokens, V] (None: not cached)
-    teacher_cache: dict[int, torch.Tensor] | None = None
+    teacher_cache: TeacherCache | None = None
 
     @property
     def sharded(self) -> bool:
@@ -1051,7 +1053,7 @@ def length_chunks(rows: list[int], sizes: list[int], size: int) -> list[list[int
 
 def retain_teacher(
     st: PPOState, rows: list[int], r_in: dict[str, torch.Tensor], keep: torch.Tensor
-) -> torch.Tensor:
+) -> Teacher:
     """The original model's log-probs `[N, V]` at the answer positions of retain `rows`
     (laid out as `r_in`/`keep`): from the cache, or a no-grad pass."""
     if st.teacher_cache is not None:
@@ -1062,19 +1064,25 @@ def retain_teacher(
 
 def new_teacher_cache(
     retain_rows: list[dict[str, list[int]]], core: PolicyWithValue, cfg: PPOConfig, acc: Any
-) -> dict[int, torch.Tensor] | None:
-    """An empty cache when every retain row's teacher log-probs fit in teacher_cache_mb
-    (one process holds all it samples; sharded models recompute, the pass is collective)."""
-    if cfg.teacher_cache_mb <= 0 or cfg.lambda_dis <= 0 or is_sharded(acc):
+) -> TeacherCache | None:
+    """An empty cache, whole or top-k (`teacher.plan`), when the retain rows' teacher
+    log-probs fit in teacher_cache_mb (one process holds all it samples; sharded models
+    recompute, the pass is collective)."""
+    if cfg.lambda_dis <= 0 or is_sharded(acc):
         return None
     lm: Any = core.lm
     vocab = int(lm.get_output_embeddings().weight.shape[0])
     n_tokens = sum(sum(1 for x in r["labels"][1:] if x != -100) for r in retain_rows)
-    fits = n_tokens * vocab * 4 <= cfg.teacher_cache_mb * 2**20
-    how = "computed once, at the first PPO step" if fits else "over --teacher-cache-mb, recomputed"
-    acc.print(f"[dareu] teacher cache: {n_tokens} retain answer tokens x {vocab} = "
-              f"{n_tokens * vocab * 4 / 2**20:.0f} MB, {how}")  # fmt: skip
-    return {} if fits else None
+    chosen = teacher_plan(n_tokens, vocab, cfg.teacher_cache_mb, cfg.teacher_topk)
+    if chosen is None:
+        how = "does not fit --teacher-cache-mb, recomputed at every step"
+    elif chosen[0] == "full":
+        how = f"{n_tokens * vocab * 4 / 2**20:.0f} MB, computed once, at the first PPO step"
+    else:
+        mb = n_tokens * chosen[1] * BYTES_PER_KEPT / 2**20
+        how = f"top {chosen[1]} per token + the mass left, {mb:.0f} MB, computed once"
+    acc.print(f"[dareu] teacher cache: {n_tokens} retain answer tokens x {vocab}: {how}")
+    return None if chosen is None else TeacherCache(*chosen)
 
 
 def retain_inputs(st: PPOState, rows: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -1091,13 +1099,13 @@ def retain_inputs(st: PPOState, rows: list[int]) -> tuple[dict[str, torch.Tensor
     return r_in, batch["labels"][:, 1:] != -100
 
 
-def cached_teacher(st: PPOState, rows: list[int]) -> torch.Tensor:
+def cached_teacher(st: PPOState, rows: list[int]) -> Teacher:
     """The original model's log-probs at the answer tokens of retain `rows` (row-major, as
     `distill_from_teacher` wants). The first call fills the cache for every retain row, in
     length-sorted passes of `forward_batch_size` rows (less padding than the steps' random
     samples; nearly every row is sampled in a run anyway)."""
     assert st.teacher_cache is not None
-    if not st.teacher_cache:
+    if not st.teacher_cache.rows:
         sizes = [len(r["input_ids"]) for r in st.retain_rows]
         all_rows = list(range(len(st.retain_rows)))
         for part in length_chunks(all_rows, sizes, st.cfg.forward_batch_size):
@@ -1105,8 +1113,8 @@ def cached_teacher(st: PPOState, rows: list[int]) -> torch.Tensor:
             with torch.no_grad():
                 t = torch.log_softmax(teacher_logits(st, r_in, keep).float(), dim=-1)
             for i, block in zip(part, t.split(keep.sum(dim=1).tolist()), strict=True):
-                st.teacher_cache[i] = block
-    return torch.cat([st.teacher_cache[i] for i in rows])
+                st.teacher_cache.put(i, block)
+    return st.teacher_cache.get(rows)
 
 
 def teacher_logits(st: PPOState, r_in: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
