@@ -78,6 +78,7 @@ def test_main_job_runs_on_any_causal_lm_without_flags(tmp_path: Path, arch: str)
             "--no-progress"]  # fmt: skip
     run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "it/s" not in run.stderr, run.stderr[-3000:]  # --no-progress: no bar, not one
     out = Path(run.stdout.splitlines()[0].split(": ", 1)[1])
     unlearned = json.loads((out / "summary.json").read_text())["rounds"][0]["unlearned"]
     assert unlearned["forget_rougeL"] is not None

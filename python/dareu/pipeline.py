@@ -593,7 +593,9 @@ def load_job_attributor(job: JobConfig, ppo: PPOConfig, bench: Benchmark, origin
         else load_model(original)[1]
     )
     with partial_state().main_process_first():
-        attributor = load_attributor(job.attributor, benchmark=bench, tokenizer=policy_tok)
+        attributor = load_attributor(
+            job.attributor, benchmark=bench, tokenizer=policy_tok, progress=job.progress
+        )
     ppo.apply_attr_temperature(attributor)
     log(f"attributor: {json.dumps(attributor.describe(), default=str)}")
     return attributor

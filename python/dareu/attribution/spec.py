@@ -79,12 +79,14 @@ def load_attributor(
     device: str | torch.device | None = None,
     dtype: str = "fp32",
     batch_size: int = 32,
+    progress: bool = True,
 ) -> Attributor:
     """Build the attributor named by `spec` (see the module docstring).
 
     tokenizer: the policy's tokenizer; needed to decode token-id responses for attributors
         with another vocabulary (a classifier on another tokenizer, ngram, embedding).
     device/dtype: where model-based attributors run.
+    progress: show the progress bar of a classifier trained on first use.
     """
     from dareu.attribution.classifier import ClassifierAttributor, read_meta
     from dareu.attribution.combine import CombinedAttributor
@@ -96,6 +98,7 @@ def load_attributor(
         "device": device,
         "dtype": dtype,
         "batch_size": batch_size,
+        "progress": progress,
     }
     if how is not None:
         return CombinedAttributor([load_attributor(p, **kw) for p in members], how=how)
@@ -108,7 +111,9 @@ def load_attributor(
             )
         from dareu.attribution.training import AttributorConfig, ensure_attributor
 
-        path = ensure_attributor(_bench(benchmark, "classifier"), AttributorConfig())
+        path = ensure_attributor(
+            _bench(benchmark, "classifier"), AttributorConfig(), progress=progress
+        )
         return ClassifierAttributor.from_pretrained(
             path, device=device, dtype=dtype, policy_tokenizer=tokenizer, batch_size=batch_size
         )
