@@ -4,7 +4,7 @@ The original model never changes, so the distillation target of a retain row is 
 every PPO step. It is kept whole (`[tokens, vocab]` float32 log-probs) when every retain
 row's fits in `--teacher-cache-mb`; otherwise as its top k log-probs per token plus the log
 of the mass outside them (k as large as the budget allows, or `--teacher-topk`), from which
-`distill_topk` computes the KL between the two distributions coarsened to those k tokens
+`losses.topk_kl` computes the KL between the two distributions coarsened to those k tokens
 and one "rest" bucket. That KL is a lower bound of the full one: the gap is the rest mass
 times the KL between the two tails, which the coarse form cannot see (docs/dareu.md
 measures it on the default job).

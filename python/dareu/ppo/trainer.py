@@ -341,7 +341,8 @@ class PPOState:
     c_seg: float
     batches_done: int = 0
     snapshot: dict[str, torch.Tensor] | None = None  # rollout policy of rollout_refresh=epoch
-    # retain row -> the original model's log-probs [answer tokens, V] (None: not cached)
+    # retain row -> the original model's log-probs at its answer tokens, whole or top-k
+    # (None: recomputed at every step)
     teacher_cache: TeacherCache | None = None
 
     @property
@@ -968,9 +969,9 @@ def rollout_terms(
 def joint_terms(st: PPOState, ro: Rollouts, sr: StepRows) -> StepTerms:
     """The step's losses in ONE forward over its rollout and retain rows, then backward (so
     DDP sees one forward per backward); a process without rows joins with zero weight."""
-    pg, vf, dis, stats, _ = rows_terms(st, ro, sr.local or [0], sr.my_dis, sr,
-                                       1.0 if sr.local else 0.0)  # fmt: skip
-    return pg, vf, dis, stats, 1.0 if sr.local else 0.0
+    roll_w = 1.0 if sr.local else 0.0
+    pg, vf, dis, stats, _ = rows_terms(st, ro, sr.local or [0], sr.my_dis, sr, roll_w)
+    return pg, vf, dis, stats, roll_w
 
 
 def chunked_terms(st: PPOState, ro: Rollouts, sr: StepRows) -> StepTerms:
@@ -981,7 +982,8 @@ def chunked_terms(st: PPOState, ro: Rollouts, sr: StepRows) -> StepTerms:
     device = st.acc.device
     pg = vf = dis = kl = clip = torch.zeros((), device=device)
     n_tokens, n_roll = 0, len(sr.local)
-    sizes = [int(ro.prompt_mask[i].sum() + ro.lengths[i]) for i in sr.local]
+    roll_sizes = (ro.prompt_mask.sum(dim=1) + ro.lengths).tolist()
+    sizes = [roll_sizes[i] for i in sr.local]
     sizes += [len(st.retain_rows[i]["input_ids"]) for i in sr.my_dis]
     for part in length_chunks(list(range(len(sizes))), sizes, st.cfg.update_chunk):
         roll = [sr.local[i] for i in part if i < n_roll]
